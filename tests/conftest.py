@@ -1,0 +1,7 @@
+"""Test setup: four fake CPU devices so pmap is exercised for real."""
+
+import os
+
+# Must happen before JAX is imported anywhere.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
