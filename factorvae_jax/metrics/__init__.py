@@ -1,0 +1,80 @@
+"""Disentanglement metrics, computed as disentanglement_lib computes them.
+
+Array-level metrics take codes ``[num_points, num_codes]`` (float) and
+factors ``[num_points, num_factors]`` (int class indices) and return Python
+floats (or dicts of them):
+
+* ``mig``, ``dci``, ``sap``, ``modularity_explicitness`` (supervised);
+* ``gaussian_total_correlation``, ``gaussian_wasserstein_correlation``,
+  ``gaussian_wasserstein_correlation_norm``, ``mutual_info_score``,
+  ``unsupervised_scores`` (codes only; cheap enough to log while training).
+
+Sampling-level metrics draw from a GroundTruthData-like dataset through a
+``representation_fn`` (numpy observations -> numpy codes):
+``beta_vae_score``, ``factor_vae_score``, and the suite runner
+``evaluate_representation`` with ``DEFAULT_SIZES`` (dlib's study settings)
+and ``CHEAP_SIZES``. ``sample_codes_and_factors`` draws (codes, factors)
+the way dlib does, to feed the array-level metrics yourself.
+
+Definitions, defaults and every difference from dlib: ``docs/metrics.md``.
+This package imports neither JAX nor the training code.
+"""
+
+from factorvae_jax.metrics.information import DEFAULT_NUM_BINS
+from factorvae_jax.metrics.information import discrete_entropy
+from factorvae_jax.metrics.information import discrete_mutual_info
+from factorvae_jax.metrics.information import histogram_discretize
+from factorvae_jax.metrics.intervention import beta_vae_score
+from factorvae_jax.metrics.intervention import DEFAULT_PRUNE_THRESHOLD
+from factorvae_jax.metrics.intervention import factor_vae_score
+from factorvae_jax.metrics.sampling import encode
+from factorvae_jax.metrics.sampling import sample_codes
+from factorvae_jax.metrics.sampling import sample_codes_and_factors
+from factorvae_jax.metrics.suite import ALL_METRICS
+from factorvae_jax.metrics.suite import CHEAP_SIZES
+from factorvae_jax.metrics.suite import DEFAULT_SIZES
+from factorvae_jax.metrics.suite import evaluate_representation
+from factorvae_jax.metrics.supervised import dci
+from factorvae_jax.metrics.supervised import dci_from_importance
+from factorvae_jax.metrics.supervised import dci_importance_matrix
+from factorvae_jax.metrics.supervised import mig
+from factorvae_jax.metrics.supervised import modularity_explicitness
+from factorvae_jax.metrics.supervised import modularity_from_mutual_info
+from factorvae_jax.metrics.supervised import sap
+from factorvae_jax.metrics.supervised import sap_score_matrix
+from factorvae_jax.metrics.unsupervised import gaussian_total_correlation
+from factorvae_jax.metrics.unsupervised import gaussian_wasserstein_correlation
+from factorvae_jax.metrics.unsupervised import (
+    gaussian_wasserstein_correlation_norm)
+from factorvae_jax.metrics.unsupervised import mutual_info_score
+from factorvae_jax.metrics.unsupervised import unsupervised_scores
+
+__all__ = [
+    "ALL_METRICS",
+    "CHEAP_SIZES",
+    "DEFAULT_NUM_BINS",
+    "DEFAULT_PRUNE_THRESHOLD",
+    "DEFAULT_SIZES",
+    "beta_vae_score",
+    "dci",
+    "dci_from_importance",
+    "dci_importance_matrix",
+    "discrete_entropy",
+    "discrete_mutual_info",
+    "encode",
+    "evaluate_representation",
+    "factor_vae_score",
+    "gaussian_total_correlation",
+    "gaussian_wasserstein_correlation",
+    "gaussian_wasserstein_correlation_norm",
+    "histogram_discretize",
+    "mig",
+    "modularity_explicitness",
+    "modularity_from_mutual_info",
+    "mutual_info_score",
+    "sample_codes",
+    "sample_codes_and_factors",
+    "sap",
+    "sap_score_matrix",
+    "unsupervised_scores",
+]

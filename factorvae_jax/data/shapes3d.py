@@ -1,0 +1,239 @@
+"""3D Shapes (Burgess & Kim 2018) from DeepMind's h5 file or from tfds.
+
+Images are held as uint8 [N, 64, 64, 3] in grid order (5.5 GiB for the
+480,000 images; float32 would be 22 GiB), so a flat grid index is also the row.
+They become float32 in [0, 1] only per batch.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from factorvae_jax.data import dsprites
+from factorvae_jax.data import ground_truth
+
+FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape",
+                "orientation")
+OFFICIAL_FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
+OFFICIAL_FILENAME = "3dshapes.h5"
+IMAGE_SHAPE = (64, 64, 3)
+ORIGIN = (
+    "The file is DeepMind's 3D Shapes release: download "
+    f"{OFFICIAL_FILENAME} from https://storage.googleapis.com/3d-shapes/"
+    "3dshapes.h5 (linked from https://github.com/deepmind/3d-shapes).")
+
+TFDS_NAME = "shapes3d"
+TFDS_LABEL_KEYS = tuple("label_" + name for name in FACTOR_NAMES)
+TFDS_VALUE_KEYS = tuple("value_" + name for name in FACTOR_NAMES)
+
+# 4096 rows are 48 MiB of uint8 images: small next to the dataset itself.
+_CHUNK_ROWS = 4096
+
+
+class Shapes3D(ground_truth.GroundTruthData):
+  """3D Shapes images (uint8, in grid order).
+
+  Build with ``Shapes3D.from_h5`` or ``Shapes3D.from_tfds``.
+  """
+
+  def __init__(self, images: np.ndarray, factor_sizes: Sequence[int],
+               factor_values: Sequence[np.ndarray], source: str,
+               details: Optional[dict] = None):
+    """Wraps images that are already in grid order.
+
+    Args:
+      images: uint8 [prod(factor_sizes), 64, 64, 3], row = flat grid index.
+      factor_sizes: classes per factor, in ``FACTOR_NAMES`` order.
+      factor_values: per factor, the value of each class.
+      source: one line saying where the images come from.
+      details: extra entries for ``describe()`` (file path, size, hash...).
+    """
+    factor_sizes = tuple(int(n) for n in factor_sizes)
+    expected = (int(np.prod(factor_sizes)), *IMAGE_SHAPE)
+    if images.shape != expected or images.dtype != np.uint8:
+      raise ValueError(f"images must be uint8 {list(expected)} for factor "
+                       f"sizes {factor_sizes}, got {images.dtype} "
+                       f"{list(images.shape)}.")
+    self.factor_names = FACTOR_NAMES
+    self.factors_num_values = factor_sizes
+    self.observation_shape = IMAGE_SHAPE
+    self.source = source
+    self.factor_values = tuple(np.asarray(v) for v in factor_values)
+    self._images = images
+    self._details = dict(details or {})
+
+  @classmethod
+  def from_h5(cls, path: str) -> "Shapes3D":
+    """Loads the official h5 file chunk by chunk (no float copy of the set).
+
+    Args:
+      path: the h5 file, or a directory containing ``OFFICIAL_FILENAME``.
+
+    Returns:
+      The dataset.
+
+    Raises:
+      FileNotFoundError: if there is no file at ``path``.
+      ValueError: if the file is not in the official format (missing datasets,
+        wrong shapes/dtypes, incomplete factor grid).
+    """
+    import h5py  # pylint: disable=g-import-not-at-top
+    path = dsprites.resolve_file(path, OFFICIAL_FILENAME, "shapes3d", ORIGIN)
+    try:
+      h5 = h5py.File(path, "r")
+    except OSError as err:
+      raise ValueError(f"{path} is not a readable HDF5 file ({err}). "
+                       f"{ORIGIN}") from err
+    with h5:
+      for key in ("images", "labels"):
+        if key not in h5:
+          raise ValueError(f"{path}: dataset '{key}' is missing (the file has "
+                           f"{sorted(h5.keys())}). {ORIGIN}")
+      labels = h5["labels"][()]
+      num = _check_labels(path, labels)
+      images_ds = h5["images"]
+      if images_ds.shape != (num, *IMAGE_SHAPE) or images_ds.dtype != np.uint8:
+        raise ValueError(
+            f"{path}: 'images' must be uint8 [{num}, 64, 64, 3] (one image per "
+            f"label row), got {images_ds.dtype} {list(images_ds.shape)}. "
+            f"{ORIGIN}")
+      classes, values = classes_from_values(labels)
+      sizes, index = dsprites.grid_index_from_classes(classes, FACTOR_NAMES,
+                                                      path, ORIGIN)
+      official = dsprites.warn_if_not_official(sizes, OFFICIAL_FACTOR_SIZES,
+                                               path)
+      images = np.empty((num, *IMAGE_SHAPE), np.uint8)
+      for start in range(0, num, _CHUNK_ROWS):
+        stop = min(start + _CHUNK_ROWS, num)
+        images[index[start:stop]] = images_ds[start:stop]
+    details = dsprites.describe_file(path)
+    details["official_grid"] = official
+    return cls(images, sizes, values,
+               source=f"shapes3d (official h5 file {details['path']})",
+               details=details)
+
+  @classmethod
+  def from_tfds(cls, data_dir: str = "", split: str = "train") -> "Shapes3D":
+    """Loads tfds ``shapes3d`` through ``tfds.data_source`` (no TensorFlow).
+
+    The dataset must already be prepared in array_record format (see
+    docs/data.md). Records come in shuffled order and are put back into grid
+    order from their ``label_*`` features, which briefly needs twice the image
+    memory (~11 GiB for the full set).
+
+    Args:
+      data_dir: tfds data_dir ('' for the tfds default).
+      split: tfds split (3D Shapes only has 'train').
+
+    Returns:
+      The dataset.
+    """
+    source = dsprites.open_tfds_source(TFDS_NAME, data_dir, split)
+    where = f"tfds '{TFDS_NAME}' ({data_dir or 'default data_dir'})"
+
+    def check_images(batch: np.ndarray) -> np.ndarray:
+      if batch.shape[1:] != IMAGE_SHAPE or batch.dtype != np.uint8:
+        raise ValueError(f"{where}: images must be uint8 64x64x3, got "
+                         f"{batch.dtype} {list(batch.shape[1:])}.")
+      return batch
+
+    images, classes, values = dsprites.read_tfds(
+        source, TFDS_LABEL_KEYS, TFDS_VALUE_KEYS, check_images, where)
+    origin = (f"Re-prepare the tfds dataset '{TFDS_NAME}' (see "
+              f"docs/data.md). {ORIGIN}")
+    sizes, index = dsprites.grid_index_from_classes(classes, FACTOR_NAMES,
+                                                    where, origin)
+    official = dsprites.warn_if_not_official(sizes, OFFICIAL_FACTOR_SIZES,
+                                             where)
+    info = getattr(source, "dataset_info", None)
+    version = str(info.version) if info is not None else "unknown"
+    details = {"tfds_name": TFDS_NAME, "tfds_version": version,
+               "tfds_data_dir": data_dir, "tfds_split": split,
+               "official_grid": official}
+    return cls(dsprites.reorder_to_grid(images, index), sizes,
+               dsprites.factor_values_from_rows(classes, values, sizes),
+               source=(f"shapes3d (tfds '{TFDS_NAME}' {version}, array_record "
+                       f"in {data_dir or 'the default data_dir'})"),
+               details=details)
+
+  def sample_observations_from_factors(self, factors: np.ndarray,
+                                       random_state) -> np.ndarray:
+    """Returns the images of the given factor classes.
+
+    Args:
+      factors: int [num, 6] factor classes.
+      random_state: unused (one image per factor combination).
+
+    Returns:
+      float32 [num, 64, 64, 3] in [0, 1].
+    """
+    del random_state
+    factors = np.asarray(factors)
+    ground_truth.check_factor_grid("Shapes3D", factors,
+                                   self.factors_num_values)
+    return self._images[self.factors_to_index(factors)].astype(
+        np.float32) / 255.0
+
+  def device_arrays(self) -> dict:
+    """The images, uint8 [num_images, 64, 64, 3] (numpy; caller places it)."""
+    return {"images": self._images}
+
+  def sample_device_batch(self, arrays, key: jax.Array,
+                          batch_size: int) -> jax.Array:
+    """Gathers uniform random images (pure JAX).
+
+    Args:
+      arrays: ``{"images": uint8 [num_images, 64, 64, 3]}`` on device.
+      key: PRNG key.
+      batch_size: static batch size.
+
+    Returns:
+      float32 [batch_size, 64, 64, 3] in [0, 1].
+    """
+    images = arrays["images"]
+    index = ground_truth.sample_uniform_indices(key, batch_size,
+                                                images.shape[0])
+    return jnp.take(images, index, axis=0).astype(jnp.float32) / 255.0
+
+  def describe(self) -> dict:
+    """Base description plus file/tfds details and the host memory used."""
+    description = super().describe()
+    description.update(self._details)
+    description["host_bytes"] = int(self._images.nbytes)
+    return description
+
+
+def classes_from_values(
+    labels: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+  """Turns the file's factor values into classes (rank among sorted uniques).
+
+  Args:
+    labels: float [N, 6] factor values, as in the h5 ``labels`` dataset.
+
+  Returns:
+    ``(classes, values)``: int64 [N, 6] classes and, per factor, the sorted
+    distinct values (class k has value ``values[i][k]``).
+  """
+  classes = np.empty(labels.shape, np.int64)
+  values = []
+  for i in range(labels.shape[1]):
+    distinct, classes[:, i] = np.unique(labels[:, i], return_inverse=True)
+    values.append(distinct)
+  return classes, tuple(values)
+
+
+def _check_labels(path: str, labels: np.ndarray) -> int:
+  """Checks the h5 ``labels`` dataset; returns the number of rows."""
+  if (labels.ndim != 2 or labels.shape[1] != len(FACTOR_NAMES) or
+      not np.issubdtype(labels.dtype, np.floating) or not len(labels)):
+    raise ValueError(
+        f"{path}: 'labels' must be a non-empty float [N, 6] array of factor "
+        f"values ({', '.join(FACTOR_NAMES)}), got {labels.dtype} "
+        f"{list(labels.shape)}. {ORIGIN}")
+  if not np.all(np.isfinite(labels)):
+    raise ValueError(f"{path}: 'labels' contains NaN or inf. {ORIGIN}")
+  return len(labels)

@@ -1,0 +1,1 @@
+"""Evaluation of trained models with the disentanglement metrics."""

@@ -1,0 +1,79 @@
+"""Named architecture presets and the function that builds the networks."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from factorvae_jax.models.discriminator import Discriminator
+from factorvae_jax.models.vae_nets import Decoder, Encoder
+
+# Each preset fills the config fields the user left unset (None).
+PRESETS = {
+    # Kim & Mnih (2018), Appendix, 64x64 images.
+    "paper": dict(
+        encoder_channels=(32, 32, 64, 64), encoder_kernels=(4, 4, 4, 4),
+        encoder_hidden=128, decoder_hidden=128, decoder_channels=(64, 32, 32),
+        disc_hidden=1000, disc_layers=6),
+    # disentanglement_lib's conv_encoder / deconv_decoder / fc_discriminator:
+    # 2x2 kernels in the encoder's last two convolutions and FC 256.
+    "dlib": dict(
+        encoder_channels=(32, 32, 64, 64), encoder_kernels=(4, 4, 2, 2),
+        encoder_hidden=256, decoder_hidden=256, decoder_channels=(64, 32, 32),
+        disc_hidden=1000, disc_layers=6),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+  """The Flax modules of one model (``discriminator`` is None if unused)."""
+  encoder: Encoder
+  decoder: Decoder
+  discriminator: Optional[Discriminator]
+
+
+def resolve_architecture(model_config) -> dict:
+  """Returns the preset's values overridden by any field the config sets.
+
+  Raises:
+    ValueError: if ``model_config.architecture`` names no preset.
+  """
+  name = model_config.architecture
+  if name not in PRESETS:
+    raise ValueError(
+        f"config.model.architecture={name!r} is unknown; choose one of "
+        f"{sorted(PRESETS)}.")
+  resolved = dict(PRESETS[name])
+  for field in resolved:
+    value = model_config.get(field, None)
+    if value is not None:
+      resolved[field] = tuple(value) if isinstance(value, (list, tuple)) else value
+  return resolved
+
+
+def make_networks(model_config, observation_shape, use_discriminator: bool,
+                  upsample_impl: str = "conv_transpose") -> Networks:
+  """Builds encoder, decoder and (optionally) discriminator.
+
+  Args:
+    model_config: ``config.model`` (architecture, latent_dim, widths).
+    observation_shape: (H, W, C) of the data; C sets the decoder's output.
+    use_discriminator: whether the objective needs a TC discriminator.
+    upsample_impl: implementation of the decoder's upconvolutions.
+
+  Returns:
+    A ``Networks``.
+  """
+  arch = resolve_architecture(model_config)
+  encoder = Encoder(latent_dim=model_config.latent_dim,
+                    channels=arch["encoder_channels"],
+                    kernel_sizes=arch["encoder_kernels"],
+                    hidden=arch["encoder_hidden"])
+  decoder = Decoder(output_shape=tuple(observation_shape),
+                    channels=arch["decoder_channels"],
+                    hidden=arch["decoder_hidden"],
+                    upsample_impl=upsample_impl)
+  discriminator = (Discriminator(hidden=arch["disc_hidden"],
+                                 num_layers=arch["disc_layers"])
+                   if use_discriminator else None)
+  return Networks(encoder, decoder, discriminator)

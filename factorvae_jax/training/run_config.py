@@ -1,0 +1,133 @@
+"""Checks on an experiment config and the files that describe a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+
+import jax
+import ml_collections
+
+# Settings that may change between a run and its resumption: they affect how
+# long training lasts and what is logged, not the parameters at a given step.
+RESUMABLE_CHANGES = frozenset({
+    "num_steps", "steps_per_dispatch", "log_every_steps", "image_every_steps",
+    "checkpoint_every_steps", "keep_checkpoints", "eval_every_steps",
+    "final_eval", "final_eval_sizes", "periodic_eval_sizes", "eval_seed",
+    "disc_watch_warmup_steps", "disc_watch_window_steps", "data.path",
+    "data.tfds_data_dir",
+})
+
+_INTERVALS = ("log_every_steps", "image_every_steps", "checkpoint_every_steps",
+              "eval_every_steps")
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Raises ValueError with a fix if ``config`` cannot be run as given."""
+  if config.num_steps <= 0:
+    raise ValueError(f"config.num_steps={config.num_steps} must be positive.")
+  if config.steps_per_dispatch <= 0:
+    raise ValueError(
+        f"config.steps_per_dispatch={config.steps_per_dispatch} must be "
+        f"positive.")
+  if config.batch_size % num_devices:
+    raise ValueError(
+        f"config.batch_size={config.batch_size} is not divisible by the "
+        f"{num_devices} local devices; use a multiple of {num_devices}.")
+  for name in _INTERVALS:
+    value = config[name]
+    if value < 0 or (value and value % config.steps_per_dispatch):
+      raise ValueError(
+          f"config.{name}={value} must be a multiple of "
+          f"config.steps_per_dispatch={config.steps_per_dispatch} (the loop "
+          f"only sees the state between dispatches); e.g. "
+          f"{max(1, round(value / config.steps_per_dispatch)) * config.steps_per_dispatch}.")
+  if config.checkpoint_every_steps == 0 or config.log_every_steps == 0:
+    raise ValueError("config.checkpoint_every_steps and "
+                     "config.log_every_steps must be positive.")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(_flatten(v, key + "."))
+    else:
+      out[key] = list(v) if isinstance(v, tuple) else v
+  return out
+
+
+def config_to_dict(config: ml_collections.ConfigDict) -> dict:
+  """A JSON round-trippable dict of ``config``."""
+  return json.loads(config.to_json_best_effort())
+
+
+def check_resume_compatible(config: ml_collections.ConfigDict,
+                            workdir: str) -> None:
+  """Refuses to resume a checkpoint trained with a different model/data/optim.
+
+  Raises:
+    ValueError: listing the differing keys and the fix.
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = _flatten(json.load(f))
+  current = _flatten(config_to_dict(config))
+  diffs = sorted(
+      k for k in set(saved) | set(current)
+      if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+  if diffs:
+    details = "; ".join(
+        f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}"
+        for k in diffs[:5])
+    raise ValueError(
+        f"{workdir} holds checkpoints of a different experiment ({details}). "
+        f"Use a new --workdir for a new experiment, or rerun with the "
+        f"original settings to resume.")
+
+
+def _write_json(path: str, payload: dict) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(payload, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def write_run_files(config: ml_collections.ConfigDict, dataset,
+                    workdir: str) -> None:
+  """Writes ``config.json`` and ``data_source.json`` into ``workdir``."""
+  _write_json(os.path.join(workdir, "config.json"), config_to_dict(config))
+  _write_json(os.path.join(workdir, "data_source.json"), {
+      **dataset.describe(),
+      "jax_version": jax.__version__,
+      "python": sys.version.split()[0],
+      "platform": platform.platform(),
+      "devices": [str(d) for d in jax.local_devices()],
+  })
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with (from its ``config.json``).
+
+  Raises:
+    FileNotFoundError: naming the workdir, if it has no config.json.
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f"{path} does not exist: {workdir} is not a training workdir "
+        f"(train with python -m experiments.run --workdir={workdir} first).")
+  with open(path) as f:
+    raw = json.load(f)
+
+  def to_config(d):
+    return ml_collections.ConfigDict(
+        {k: (to_config(v) if isinstance(v, dict) else
+             (tuple(v) if isinstance(v, list) else v)) for k, v in d.items()})
+
+  return to_config(raw)
