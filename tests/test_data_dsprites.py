@@ -186,11 +186,13 @@ def test_a_file_that_is_not_a_zip_is_rejected(tmp_path):
     dsprites.DSprites.from_npz(str(path))
 
 
-# --- tfds ----------------------------------------------------------------------
-tfds = pytest.importorskip("tensorflow_datasets")
+# --- tfds ---------------------------------------------------------------------
+@pytest.fixture(name="tfds")
+def fixture_tfds():
+  return pytest.importorskip("tensorflow_datasets")
 
 
-def test_installed_tfds_builder_has_the_features_the_loader_reads():
+def test_installed_tfds_builder_has_the_features_the_loader_reads(tfds):
   # The mock builds examples from the installed builder's own feature spec,
   # read through tfds.data_source without TensorFlow.
   with tfds.testing.mock_data(num_examples=2):
@@ -202,7 +204,7 @@ def test_installed_tfds_builder_has_the_features_the_loader_reads():
   assert example["image"].dtype == np.uint8
 
 
-def test_tfds_records_in_shuffled_order_load_in_grid_order(rows):
+def test_tfds_records_in_shuffled_order_load_in_grid_order(tfds, rows):
   classes, values, images = rows
   records = [
       dict(image=images[i][..., None],
@@ -225,7 +227,7 @@ def test_tfds_records_in_shuffled_order_load_in_grid_order(rows):
       dataset.sample_observations_from_factors(classes, 0)[..., 0], images)
 
 
-def test_tfds_random_mock_data_is_rejected_as_an_incomplete_grid():
+def test_tfds_random_mock_data_is_rejected_as_an_incomplete_grid(tfds):
   # tfds's default mock source breaks on batched reads (its ``__getitems__``
   # is set on a MagicMock, which does not bind it), so take its random
   # examples one by one and serve them as a list.
@@ -239,6 +241,7 @@ def test_tfds_random_mock_data_is_rejected_as_an_incomplete_grid():
       dsprites.DSprites.from_tfds()
 
 
-def test_unprepared_tfds_data_explains_how_to_prepare_it(tmp_path):
+def test_unprepared_tfds_data_explains_how_to_prepare_it(tfds, tmp_path):
+  del tfds  # only needs it installed
   with pytest.raises(FileNotFoundError, match="tfds build dsprites"):
     dsprites.DSprites.from_tfds(str(tmp_path))

@@ -140,11 +140,13 @@ def test_malformed_files_are_rejected_with_the_path_and_origin(
   assert "deepmind/3d-shapes" in str(err.value)
 
 
-# --- tfds ----------------------------------------------------------------------
-tfds = pytest.importorskip("tensorflow_datasets")
+# --- tfds ---------------------------------------------------------------------
+@pytest.fixture(name="tfds")
+def fixture_tfds():
+  return pytest.importorskip("tensorflow_datasets")
 
 
-def test_installed_tfds_builder_has_the_features_the_loader_reads():
+def test_installed_tfds_builder_has_the_features_the_loader_reads(tfds):
   with tfds.testing.mock_data(num_examples=2):
     example = tfds.data_source(shapes3d.TFDS_NAME, split="train")[0]
   assert set(shapes3d.TFDS_LABEL_KEYS + shapes3d.TFDS_VALUE_KEYS) <= set(
@@ -153,7 +155,7 @@ def test_installed_tfds_builder_has_the_features_the_loader_reads():
   assert example["image"].dtype == np.uint8
 
 
-def test_tfds_records_in_shuffled_order_load_in_grid_order(rows):
+def test_tfds_records_in_shuffled_order_load_in_grid_order(tfds, rows):
   classes, labels, images = rows
   records = [
       dict(image=images[i],
@@ -171,6 +173,7 @@ def test_tfds_records_in_shuffled_order_load_in_grid_order(rows):
       images)
 
 
-def test_unprepared_tfds_data_explains_how_to_prepare_it(tmp_path):
+def test_unprepared_tfds_data_explains_how_to_prepare_it(tfds, tmp_path):
+  del tfds  # only needs it installed
   with pytest.raises(FileNotFoundError, match="tfds build shapes3d"):
     shapes3d.Shapes3D.from_tfds(str(tmp_path))

@@ -14,6 +14,7 @@ Sample sizes are small so the whole file runs in well under a minute.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -716,5 +717,6 @@ def test_metrics_package_does_not_import_training_code_or_jax():
           "'factorvae_jax.training', 'factorvae_jax.models', "
           "'factorvae_jax.objectives', 'factorvae_jax.data'))]; "
           "assert not bad, bad")
-  subprocess.run([sys.executable, "-c", code], check=True)
+  repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  subprocess.run([sys.executable, "-c", code], check=True, cwd=repo_root)
 

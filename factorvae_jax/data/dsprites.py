@@ -154,6 +154,11 @@ def warn_if_not_official(sizes: Sequence[int], official: Sequence[int],
                          where: str) -> bool:
   """Warns when a file's grid differs from the official one.
 
+  Args:
+    sizes: the factor sizes found in the data.
+    official: the sizes of the official release.
+    where: the file or dataset, for the message.
+
   Returns:
     True if the sizes are the official ones.
   """
@@ -169,7 +174,16 @@ def warn_if_not_official(sizes: Sequence[int], official: Sequence[int],
 
 def factor_values_from_rows(classes: np.ndarray, values: np.ndarray,
                             sizes: Sequence[int]) -> tuple[np.ndarray, ...]:
-  """Returns, per factor, the value of each class (as stored in the file)."""
+  """Returns, per factor, the value of each class (as stored in the file).
+
+  Args:
+    classes: int [N, F] classes of each row.
+    values: float [N, F] values of each row.
+    sizes: number of classes of each factor.
+
+  Returns:
+    F float64 arrays; entry k of array i is the value of class k of factor i.
+  """
   out = []
   for i, n in enumerate(sizes):
     per_class = np.zeros(n, np.float64)
@@ -216,7 +230,16 @@ def open_tfds_source(name: str, data_dir: str, split: str) -> Any:
 
 
 def iterate_tfds_chunks(source: Any, chunk: int) -> Iterator[list]:
-  """Yields lists of decoded examples, ``chunk`` at a time."""
+  """Yields the examples of a data source in order, ``chunk`` at a time.
+
+  Args:
+    source: a tfds data source, or any sequence of examples.
+    chunk: examples per list.
+
+  Yields:
+    Lists of decoded examples; batched reads where the source offers them
+    (``__getitems__`` is much faster on array_record).
+  """
   get_many: Optional[Callable] = getattr(source, "__getitems__", None)
   for start in range(0, len(source), chunk):
     keys = list(range(start, min(start + chunk, len(source))))
@@ -259,7 +282,16 @@ def read_tfds(source: Any, label_keys: Sequence[str],
 
 
 def reorder_to_grid(stored: np.ndarray, index: np.ndarray) -> np.ndarray:
-  """Returns ``stored`` rows moved to their grid index (``out[index] = in``)."""
+  """Moves rows to their grid index.
+
+  Args:
+    stored: array whose row r belongs at grid index ``index[r]``.
+    index: a permutation of ``range(len(stored))``.
+
+  Returns:
+    ``out`` with ``out[index] = stored`` (``stored`` itself if already in
+    order, to avoid a copy).
+  """
   if np.array_equal(index, np.arange(len(index))):
     return stored
   out = np.empty_like(stored)
@@ -267,9 +299,16 @@ def reorder_to_grid(stored: np.ndarray, index: np.ndarray) -> np.ndarray:
   return out
 
 
-# --- dSprites ------------------------------------------------------------------
+# --- dSprites -----------------------------------------------------------------
 def pack_images(images: np.ndarray, where: str) -> np.ndarray:
-  """Bit-packs binary images [C, 64, 64(, 1)] to [C, 512] uint8.
+  """Bit-packs binary images to 512 bytes each.
+
+  Args:
+    images: uint8 [C, 64, 64] or [C, 64, 64, 1] with values 0 or 1.
+    where: the file or dataset, for error messages.
+
+  Returns:
+    uint8 [C, 512], pixels in row-major order, first pixel in the high bit.
 
   Raises:
     ValueError: if a pixel is not 0 or 1 (packing would silently merge values).
@@ -330,7 +369,7 @@ class DSprites(ground_truth.GroundTruthData):
 
   @classmethod
   def from_npz(cls, path: str) -> "DSprites":
-    """Loads the official npz file, streaming so the peak stays ~0.4 GB.
+    """Loads the official npz file, streaming: ~0.5 GB peak for the full set.
 
     Args:
       path: the npz file, or a directory containing ``OFFICIAL_FILENAME``.

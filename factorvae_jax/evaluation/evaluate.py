@@ -9,7 +9,7 @@ import importlib.metadata
 import json
 import os
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -84,7 +84,8 @@ def _versions() -> dict:
 
 
 def evaluate_state(config, step_config, dataset, state,
-                   sizes: str = "default") -> dict:
+                   sizes: str = "default",
+                   metric_names: Optional[Sequence[str]] = None) -> dict:
   """Runs every metric on the mean representation of ``state``'s encoder.
 
   Args:
@@ -93,6 +94,7 @@ def evaluate_state(config, step_config, dataset, state,
     dataset: the ground-truth dataset.
     state: a host ``TrainState``.
     sizes: 'default' (disentanglement_lib's study sizes), 'cheap' or 'tiny'.
+    metric_names: which metrics to run (default: all).
 
   Returns:
     ``{'scores': {...}, 'settings': {...}, 'checkpoint_step', 'dataset',
@@ -103,7 +105,7 @@ def evaluate_state(config, step_config, dataset, state,
       step_config.networks.encoder, state.vae_params["encoder"])
   raw = metrics.evaluate_representation(
       dataset, representation_fn, random_state=int(config.eval_seed),
-      sizes=resolve_sizes(sizes))
+      sizes=resolve_sizes(sizes), metrics=metric_names)
   scores = {k: v for k, v in raw.items() if not k.startswith("settings/")}
   settings = {k[len("settings/"):]: v for k, v in raw.items()
               if k.startswith("settings/")}
@@ -145,13 +147,15 @@ def format_table(results: dict) -> str:
 
 
 def evaluate_workdir(workdir: str, sizes: str = "default",
-                     step: Optional[int] = None) -> dict:
+                     step: Optional[int] = None,
+                     metric_names: Optional[Sequence[str]] = None) -> dict:
   """Evaluates the checkpoint of a training workdir and writes results.json.
 
   Args:
     workdir: a directory written by ``train_and_evaluate``.
     sizes: metric sample sizes preset.
     step: checkpoint step (default: the newest).
+    metric_names: which metrics to run (default: all).
 
   Returns:
     The results dict (also written to ``<workdir>/results.json``).
@@ -174,6 +178,7 @@ def evaluate_workdir(workdir: str, sizes: str = "default",
         f"with python -m experiments.run --workdir={workdir}.")
   state = checkpointer.restore(template, step)
   checkpointer.close()
-  results = evaluate_state(config, step_config, dataset, state, sizes)
+  results = evaluate_state(config, step_config, dataset, state, sizes,
+                           metric_names)
   write_results(results, workdir)
   return results

@@ -105,8 +105,9 @@ def beta_vae_score(data, representation_fn, random_state,
                                       num_train, rs, chunk_size)
   if len(np.unique(train_y)) < 2:
     raise ValueError(
-        f"beta_vae_score: all {num_train} training votes fixed the same factor, "
-        f"so no classifier can be fitted. Use a larger num_train (dlib: 10000).")
+        f"beta_vae_score: all {num_train} training votes fixed the same "
+        f"factor, so no classifier can be fitted. Use a larger num_train "
+        f"(dlib: 10000).")
   with warnings.catch_warnings():
     # Default LogisticRegression settings (100 lbfgs iterations) are dlib's;
     # hitting the cap is part of the reference computation.

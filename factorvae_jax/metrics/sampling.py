@@ -79,9 +79,10 @@ def encode(representation_fn: RepresentationFn, observations,
     codes = np.asarray(representation_fn(batch))
     if codes.ndim != 2 or codes.shape[0] != len(batch):
       raise ValueError(
-          f"representation_fn must map a batch of {len(batch)} observations to "
-          f"a [{len(batch)}, num_codes] array, got shape {codes.shape}. Flatten "
-          f"the codes per observation (e.g. return z.reshape(len(z), -1)).")
+          f"representation_fn must map a batch of {len(batch)} observations "
+          f"to a [{len(batch)}, num_codes] array, got shape {codes.shape}. "
+          f"Flatten the codes per observation (e.g. return "
+          f"z.reshape(len(z), -1)).")
     if codes.dtype not in (np.float32, np.float64):
       codes = codes.astype(np.float64)
     parts.append(codes)

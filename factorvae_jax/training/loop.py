@@ -56,7 +56,10 @@ def init_state(config: ml_collections.ConfigDict, step_config: StepConfig,
 
 
 def _first_non_finite(metrics: dict, first_step: int) -> Optional[str]:
-  """Describes the first NaN/Inf in stacked chunk metrics, or returns None."""
+  """Describes the first NaN/Inf in stacked chunk metrics, or returns None.
+
+  Steps are named by the state step the loss was computed at.
+  """
   bad_steps = {}
   for name, values in metrics.items():
     values = np.asarray(values).reshape(len(values), -1)
@@ -69,7 +72,7 @@ def _first_non_finite(metrics: dict, first_step: int) -> Optional[str]:
   name = min(bad_steps, key=lambda n: (bad_steps[n], n != "loss", n))
   i = bad_steps[name]
   value = np.asarray(metrics[name])[i]
-  return f"step {first_step + i + 1}: {name}={value}"
+  return f"step {first_step + i}: {name}={value}"
 
 
 def _host_metrics(metrics: Any) -> dict:
@@ -89,6 +92,12 @@ def _scalar_summary(chunks: list[dict]) -> dict:
       for i, v in enumerate(mean):
         out[f"{name}/{i}"] = float(v)
   return out
+
+
+def _numeric(scores: dict, prefix: str) -> dict:
+  """The finite-or-not numeric scores, prefixed, for the metric writer."""
+  return {prefix + k: float(v) for k, v in scores.items()
+          if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
 
 
 class _Visualiser:
@@ -243,9 +252,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if config.eval_every_steps and step % config.eval_every_steps == 0:
         scores = evaluation.evaluate_state(
             config, step_config, dataset, host_state,
-            sizes=config.periodic_eval_sizes)
-        writer.write_scalars(step, {f"eval/{k}": v
-                                    for k, v in scores["scores"].items()})
+            sizes=config.periodic_eval_sizes,
+            metric_names=config.periodic_eval_metrics)
+        writer.write_scalars(step, _numeric(scores["scores"], "eval/"))
     host_state = jax.device_get(flax.jax_utils.unreplicate(device_state))
     save(host_state)
   except KeyboardInterrupt:
@@ -264,10 +273,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if config.final_eval:
     results = evaluation.evaluate_state(
         config, step_config, dataset, host_state,
-        sizes=config.final_eval_sizes)
+        sizes=config.final_eval_sizes,
+        metric_names=config.final_eval_metrics)
     evaluation.write_results(results, workdir)
-    writer.write_scalars(step, {f"final/{k}": float(v)
-                                for k, v in results["scores"].items()})
+    writer.write_scalars(step, _numeric(results["scores"], "final/"))
     print(evaluation.format_table(results))
   writer.close()
   return host_state

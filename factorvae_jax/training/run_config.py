@@ -16,6 +16,7 @@ RESUMABLE_CHANGES = frozenset({
     "num_steps", "steps_per_dispatch", "log_every_steps", "image_every_steps",
     "checkpoint_every_steps", "keep_checkpoints", "eval_every_steps",
     "final_eval", "final_eval_sizes", "periodic_eval_sizes", "eval_seed",
+    "final_eval_metrics", "periodic_eval_metrics",
     "disc_watch_warmup_steps", "disc_watch_window_steps", "data.path",
     "data.tfds_data_dir",
 })

@@ -1,0 +1,129 @@
+"""Wall time of the full metric suite on a 10-code representation of dSprites.
+
+Runs ``factorvae_jax.metrics.evaluate_representation`` at disentanglement_lib's
+study sizes (``--sizes=default``, ~2.9M observations rendered and encoded) or
+at ``CHEAP_SIZES``, and prints one line per stage,
+``metric=<name> seconds=<float>`` (``sample_pool`` is drawing and encoding
+the samples the array-level metrics share), then ``metric=total``. Scores are
+printed after, on lines starting with ``#``.
+
+The dataset is the procedural dSprites renderer when it imports; otherwise a
+stand-in with dSprites' factor sizes whose observations are the factor
+classes. The representation is cheap on purpose, so the timing is the
+metrics' own cost plus rendering: ten image statistics (mass, centroid,
+second moments and four fixed random projections) for dSprites, or a fixed
+random linear map of the factors plus noise for the stand-in.
+
+Usage: python benchmarks/metrics.py [--sizes=default|cheap] [--n_jobs=-1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from factorvae_jax import metrics  # noqa: E402
+
+DSPRITES_FACTOR_SIZES = (3, 6, 40, 32, 32)
+
+
+def make_procedural_dsprites():
+  """Returns (dataset, representation_fn, description) for dSprites images."""
+  os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  # Imported here so that a missing or broken renderer falls back cleanly.
+  from factorvae_jax.data.dsprites_procedural import ProceduralDSprites
+  data = ProceduralDSprites()
+  height, width, _ = data.observation_shape
+  ys, xs = np.meshgrid(np.linspace(0, 1, height), np.linspace(0, 1, width),
+                       indexing="ij")
+  xs, ys = xs.reshape(-1), ys.reshape(-1)
+  projections = np.random.RandomState(0).randn(height * width, 4) / height
+  weights = np.concatenate(
+      [np.stack([np.ones_like(xs), xs, ys, xs * xs, ys * ys, xs * ys], 1),
+       projections], axis=1).astype(np.float32)
+
+  def representation_fn(observations):
+    raw = observations.reshape(len(observations), -1) @ weights
+    mass = np.maximum(raw[:, :1], 1.0)
+    cx, cy = raw[:, 1] / mass[:, 0], raw[:, 2] / mass[:, 0]
+    moments = raw[:, 3:6] / mass - np.stack([cx * cx, cy * cy, cx * cy], 1)
+    return np.concatenate(
+        [raw[:, :1] / (height * width), cx[:, None], cy[:, None], moments,
+         raw[:, 6:]], axis=1)
+
+  return data, representation_fn, data.source
+
+
+def make_stand_in():
+  """Returns (dataset, representation_fn, description) without images."""
+  os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  from factorvae_jax.data.ground_truth import GroundTruthData
+
+  class FactorsAsObservations(GroundTruthData):
+    factor_names = ("shape", "scale", "orientation", "position_x",
+                    "position_y")
+    factors_num_values = DSPRITES_FACTOR_SIZES
+    observation_shape = (1, 1, len(DSPRITES_FACTOR_SIZES))
+    source = "stand-in: dSprites factor sizes, observations = factors"
+
+    def sample_observations_from_factors(self, factors, random_state):
+      values = np.asarray(factors, np.float32) / (
+          np.array(self.factors_num_values, np.float32) - 1)
+      return values.reshape(len(values), *self.observation_shape)
+
+    def sample_device_batch(self, arrays, key, batch_size):
+      raise NotImplementedError("the benchmark stand-in samples on the host")
+
+  data = FactorsAsObservations()
+  mixing = np.random.RandomState(0).randn(len(DSPRITES_FACTOR_SIZES), 10)
+  noise = np.random.RandomState(1)
+
+  def representation_fn(observations):
+    values = observations.reshape(len(observations), -1)
+    return values @ mixing + 0.05 * noise.randn(len(values), 10)
+
+  return data, representation_fn, data.source
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--sizes", choices=("default", "cheap"),
+                      default="default")
+  parser.add_argument("--n_jobs", type=int, default=-1)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--stand_in", action="store_true",
+                      help="skip the dSprites renderer even if it imports")
+  args = parser.parse_args()
+
+  try:
+    if args.stand_in:
+      raise RuntimeError("--stand_in given")
+    data, representation_fn, description = make_procedural_dsprites()
+  except Exception as error:  # noqa: BLE001  Any renderer failure: fall back.
+    print(f"# procedural dSprites unavailable ({error!r}); using the stand-in")
+    data, representation_fn, description = make_stand_in()
+  print(f"# data: {description}; sizes: {args.sizes}; n_jobs: {args.n_jobs}; "
+        f"cpus: {os.cpu_count()}")
+
+  def on_progress(stage, seconds):
+    print(f"metric={stage} seconds={seconds:.2f}", flush=True)
+
+  start = time.perf_counter()
+  results = metrics.evaluate_representation(
+      data, representation_fn, random_state=args.seed,
+      sizes=metrics.CHEAP_SIZES if args.sizes == "cheap" else None,
+      on_progress=on_progress, n_jobs=args.n_jobs)
+  print(f"metric=total seconds={time.perf_counter() - start:.2f}")
+  for key, value in results.items():
+    if not key.startswith("settings/"):
+      print(f"# {key} = {value:.4f}")
+
+
+if __name__ == "__main__":
+  main()
