@@ -237,7 +237,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       host_state = jax.device_get(flax.jax_utils.unreplicate(device_state))
       if step % config.log_every_steps == 0 or step == config.num_steps:
         scalars = _scalar_summary(pending)
-        scalars["steps_per_second"] = progress.steps_per_second()
+        rate = progress.steps_per_second()
+        if np.isfinite(rate):  # Unknown until two chunks have run.
+          scalars["steps_per_second"] = rate
         writer.write_scalars(step, scalars)
         pending = []
         if watch is not None:
