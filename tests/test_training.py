@@ -240,3 +240,26 @@ class EveryModelTrainsTest(parameterized.TestCase):
 
 if __name__ == "__main__":
   absltest.main()
+
+
+class ThreeChannelDataTest(absltest.TestCase):
+
+  def test_shapes3d_file_trains_a_three_channel_model(self):
+    from tests import test_data_shapes3d as shapes_fixture
+    _, labels, images = shapes_fixture.make_rows()
+    path = shapes_fixture.write_h5(
+        os.path.join(self.create_tempdir().full_path, "3dshapes.h5"), labels,
+        images)
+    workdir = self.create_tempdir().full_path
+    config = _test_config(num_steps=2, steps_per_dispatch=2, log_every_steps=2,
+                          image_every_steps=2, checkpoint_every_steps=2,
+                          **{"data.name": "shapes3d", "data.source": "h5",
+                             "data.path": path})
+    state = loop.train_and_evaluate(config, workdir)
+    decoder = state.vae_params["decoder"]["params"]
+    last = sorted(k for k in decoder if k.startswith("ConvTranspose2x"))[-1]
+    self.assertEqual(decoder[last]["kernel"].shape[-1], 3)
+    with open(os.path.join(workdir, "data_source.json")) as f:
+      self.assertIn(path, json.dumps(json.load(f)))
+    self.assertTrue(os.path.exists(
+        os.path.join(workdir, "images", "traversals_00000002.png")))
