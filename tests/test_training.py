@@ -16,6 +16,7 @@ import numpy as np
 
 from experiments.configs import factorvae_dsprites
 from factorvae_jax import objectives
+from factorvae_jax.evaluation import evaluate
 from factorvae_jax.objectives import base
 from factorvae_jax.objectives import vae as vae_objective
 from factorvae_jax.training import loop
@@ -97,6 +98,12 @@ class TrainAndEvaluateTest(absltest.TestCase):
     for kind in ("reconstructions", "traversals"):
       self.assertTrue(os.path.exists(
           os.path.join(workdir, "images", f"{kind}_00000020.png")))
+    # Re-evaluating the workdir (what experiments.evaluate does) reproduces
+    # the end-of-training numbers: the evaluation seed is fixed.
+    again = evaluate.evaluate_workdir(workdir, sizes="tiny")
+    self.assertEqual(again["checkpoint_step"], 20)
+    for name, value in results["scores"].items():
+      self.assertAlmostEqual(again["scores"][name], value, places=6, msg=name)
 
   def test_resume_is_bitwise_exact(self):
     straight = self.create_tempdir().full_path
