@@ -6,6 +6,8 @@ import dataclasses
 from typing import Optional
 
 from factorvae_jax.models.discriminator import Discriminator
+from factorvae_jax.models.layers import (DEFAULT_DOWNSAMPLE_IMPL,
+                                         DEFAULT_UPSAMPLE_IMPL)
 from factorvae_jax.models.vae_nets import Decoder, Encoder
 
 # Each preset fills the config fields the user left unset (None).
@@ -52,14 +54,20 @@ def resolve_architecture(model_config) -> dict:
 
 
 def make_networks(model_config, observation_shape, use_discriminator: bool,
-                  upsample_impl: str = "conv_transpose") -> Networks:
+                  upsample_impl: str = DEFAULT_UPSAMPLE_IMPL,
+                  downsample_impl: str = DEFAULT_DOWNSAMPLE_IMPL) -> Networks:
   """Builds encoder, decoder and (optionally) discriminator.
 
   Args:
     model_config: ``config.model`` (architecture, latent_dim, widths).
     observation_shape: (H, W, C) of the data; C sets the decoder's output.
     use_discriminator: whether the objective needs a TC discriminator.
-    upsample_impl: implementation of the decoder's upconvolutions.
+    upsample_impl: implementation of the decoder's upconvolutions (one of
+      ``layers.UPSAMPLE_IMPLS``; 'conv_transpose' is the plain form).
+    downsample_impl: implementation of the encoder's stride-2 convolutions
+      (one of ``layers.DOWNSAMPLE_IMPLS``; 'conv' is the plain form).
+    All implementations compute the same function with the same parameter
+    tree, so checkpoints are interchangeable (docs/performance.md).
 
   Returns:
     A ``Networks``.
@@ -68,7 +76,8 @@ def make_networks(model_config, observation_shape, use_discriminator: bool,
   encoder = Encoder(latent_dim=model_config.latent_dim,
                     channels=arch["encoder_channels"],
                     kernel_sizes=arch["encoder_kernels"],
-                    hidden=arch["encoder_hidden"])
+                    hidden=arch["encoder_hidden"],
+                    downsample_impl=downsample_impl)
   decoder = Decoder(output_shape=tuple(observation_shape),
                     channels=arch["decoder_channels"],
                     hidden=arch["decoder_hidden"],

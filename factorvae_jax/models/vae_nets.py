@@ -16,7 +16,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from factorvae_jax.models.layers import ConvTranspose2x
+from factorvae_jax.models.layers import (DEFAULT_DOWNSAMPLE_IMPL,
+                                         DEFAULT_UPSAMPLE_IMPL, Conv2x,
+                                         ConvTranspose2x)
 
 
 class Encoder(nn.Module):
@@ -27,11 +29,15 @@ class Encoder(nn.Module):
     channels: output channels of the stride-2 convolutions.
     kernel_sizes: square kernel side of each convolution.
     hidden: width of the fully connected layer before the output.
+    downsample_impl: implementation of the stride-2 convolutions (same
+      function, same parameters; see ``layers.DOWNSAMPLE_IMPLS``). Their
+      parameters are named ``Conv_<i>`` as ``nn.Conv``'s would be.
   """
   latent_dim: int = 10
   channels: Sequence[int] = (32, 32, 64, 64)
   kernel_sizes: Sequence[int] = (4, 4, 4, 4)
   hidden: int = 128
+  downsample_impl: str = DEFAULT_DOWNSAMPLE_IMPL
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -40,8 +46,9 @@ class Encoder(nn.Module):
       raise ValueError(
           f"encoder channels {tuple(self.channels)} and kernel sizes "
           f"{tuple(self.kernel_sizes)} must have the same length.")
-    for c, k in zip(self.channels, self.kernel_sizes):
-      x = nn.relu(nn.Conv(c, (k, k), strides=(2, 2), padding="SAME")(x))
+    for i, (c, k) in enumerate(zip(self.channels, self.kernel_sizes)):
+      conv = Conv2x(c, k, impl=self.downsample_impl, name=f"Conv_{i}")
+      x = nn.relu(conv(x))
     x = x.reshape(x.shape[0], -1)
     x = nn.relu(nn.Dense(self.hidden)(x))
     out = nn.Dense(2 * self.latent_dim)(x)
@@ -59,7 +66,9 @@ class Decoder(nn.Module):
     hidden: width of the first fully connected layer.
     base_size: spatial side of the feature map the FC layers reshape into.
     base_channels: channels of that feature map.
-    upsample_impl: implementation of the upconvolutions (same function).
+    kernel_size: square kernel side of the upconvolutions.
+    upsample_impl: implementation of the upconvolutions (same function, same
+      parameters; see ``layers.UPSAMPLE_IMPLS``).
   """
   output_shape: tuple[int, int, int] = (64, 64, 1)
   channels: Sequence[int] = (64, 32, 32)
@@ -67,7 +76,7 @@ class Decoder(nn.Module):
   base_size: int = 4
   base_channels: int = 64
   kernel_size: int = 4
-  upsample_impl: str = "conv_transpose"
+  upsample_impl: str = DEFAULT_UPSAMPLE_IMPL
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
