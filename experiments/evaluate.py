@@ -8,6 +8,7 @@ from absl import flags
 from absl import logging
 
 from factorvae_jax.evaluation import evaluate
+from factorvae_jax.monitoring.log_filters import quiet_library_logs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir.")
 _SIZES = flags.DEFINE_enum("sizes", "default", sorted(evaluate.SIZE_PRESETS),
@@ -21,6 +22,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
+  quiet_library_logs()
   results = evaluate.evaluate_workdir(_WORKDIR.value, _SIZES.value,
                                       _STEP.value)
   print(evaluate.format_table(results))

@@ -11,6 +11,7 @@ import os
 import time
 from typing import Optional, Sequence
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,14 +99,25 @@ def evaluate_state(config, step_config, dataset, state,
 
   Returns:
     ``{'scores': {...}, 'settings': {...}, 'checkpoint_step', 'dataset',
-    'model', 'versions', 'seconds'}`` (JSON-serialisable).
+    'model', 'versions', 'seconds', 'stage_seconds'}`` (JSON-serialisable;
+    ``stage_seconds`` is the wall time of the shared sample pool and of each
+    metric).
   """
   start = time.time()
   representation_fn = make_representation_fn(
       step_config.networks.encoder, state.vae_params["encoder"])
+  stage_seconds = {}
+
+  def on_progress(stage, seconds):
+    # Logged as it goes: at the default sizes a CPU run takes many minutes,
+    # most of it in DCI's boosted trees.
+    stage_seconds[stage] = round(seconds, 2)
+    logging.info("evaluation: %s took %.1f s", stage, seconds)
+
   raw = metrics.evaluate_representation(
       dataset, representation_fn, random_state=int(config.eval_seed),
-      sizes=resolve_sizes(sizes), metrics=metric_names)
+      sizes=resolve_sizes(sizes), metrics=metric_names,
+      on_progress=on_progress)
   scores = {k: v for k, v in raw.items() if not k.startswith("settings/")}
   settings = {k[len("settings/"):]: v for k, v in raw.items()
               if k.startswith("settings/")}
@@ -120,6 +132,7 @@ def evaluate_state(config, step_config, dataset, state,
                 "hparams": {k: float(v) for k, v in state.hparams.items()}},
       "versions": _versions(),
       "seconds": time.time() - start,
+      "stage_seconds": stage_seconds,
   }
 
 

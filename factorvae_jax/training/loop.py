@@ -33,6 +33,13 @@ class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or Inf; the last good checkpoint was kept."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+  """Ctrl-C during training; a checkpoint of the last finished step was saved.
+
+  A ``KeyboardInterrupt``, so notebooks and callers that catch that still do.
+  """
+
+
 def build_step_config(config: ml_collections.ConfigDict,
                       dataset: data_lib.GroundTruthData,
                       axis_name: Optional[str] = AXIS_NAME) -> StepConfig:
@@ -152,9 +159,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Raises:
     NonFiniteLossError: a loss became NaN/Inf; checkpoints up to the last good
       step are kept.
+    TrainingInterrupted: Ctrl-C; the last finished step was checkpointed.
     ValueError: the config is inconsistent, or differs from the one the
       workdir's checkpoints were trained with.
   """
+  start_time = time.monotonic()
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   num_devices = jax.local_device_count()
@@ -223,6 +232,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             f"(config.optim.*_learning_rate) or the regulariser weight, or "
             f"change config.seed, and run again in a new workdir (or delete "
             f"the checkpoints after {last_saved}).")
+      if step == start_step:
+        # Startup cost (data, init, compilation) is what a sweep of short
+        # runs pays per model; make it visible.
+        logging.info("First %d steps done %.1f s after start (data, init and "
+                     "compilation included).", chunk,
+                     time.monotonic() - start_time)
       step += chunk
       pending.append(metrics)
       progress.update(step, {k: float(v[-1]) for k, v in metrics.items()
@@ -269,7 +284,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     logging.warning("Interrupted at step %d; saving a checkpoint.",
                     int(host_state.step))
     save(host_state)
-    raise
+    raise TrainingInterrupted(
+        f"Interrupted at step {int(host_state.step)}; the checkpoint is in "
+        f"{checkpointer.directory}. Run the same command again to resume.")
   finally:
     progress.close()
     checkpointer.close()  # Waits for pending asynchronous saves.
