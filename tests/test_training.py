@@ -207,31 +207,6 @@ class CommandLineTest(absltest.TestCase):
       steps = [json.loads(l)["step"] for l in f if '"loss"' in l]
     self.assertEqual(steps, sorted(set(steps)))
 
-  def test_ctrl_c_saves_the_finished_steps_and_exits_cleanly(self):
-    workdir = self.create_tempdir().full_path
-    # No periodic checkpoint: whatever is saved, the interrupt saved.
-    proc = _run_cli([*self._test_args(workdir, 1_000_000),
-                     "--config.checkpoint_every_steps=500000"])
-    seen = []
-    for line in proc.stdout:
-      seen.append(line)
-      if "steps done" in line:  # Training is under way.
-        break
-    self.assertIsNone(proc.poll(), "".join(seen))
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=300)
-    output = "".join(seen) + rest
-    self.assertEqual(proc.returncode, 130, output)
-    self.assertIn("Run the same command again to resume", output)
-    self.assertNotIn("Traceback", output)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), 2)
-    saved = ckpt.latest_step()
-    ckpt.close()
-    self.assertIsNotNone(saved, output)
-    self.assertGreater(saved, 0)
-    self.assertIn(f"Interrupted at step {saved}", output)
-
   def test_unknown_key_and_wrong_type_are_rejected(self):
     workdir = self.create_tempdir().full_path
     for flag, expected in (("--config.model.gamm=40", "gamm"),
