@@ -2,10 +2,16 @@
 
 Runs ``factorvae_jax.metrics.evaluate_representation`` at disentanglement_lib's
 study sizes (``--sizes=default``, ~2.9M observations rendered and encoded) or
-at ``CHEAP_SIZES``, and prints one line per stage,
-``metric=<name> seconds=<float>`` (``sample_pool`` is drawing and encoding
-the samples the array-level metrics share), then ``metric=total``. Scores are
-printed after, on lines starting with ``#``.
+at ``CHEAP_SIZES``, once per DCI backend (``--dci_backends=jax,sklearn``), and
+prints one line per stage, ``dci_backend=<b> metric=<name> seconds=<float>``
+(``sample_pool`` is drawing and encoding the samples the array-level metrics
+share), the scores on lines starting with ``#``, the largest difference
+between the backends' DCI scores, and last one line per backend:
+
+    metrics_suite dci_backend=<jax|sklearn> total_s=<float> dci_s=<float>
+
+The JAX backend's time includes compiling its program (once per process and
+input shape).
 
 The dataset is the procedural dSprites renderer when it imports; otherwise a
 stand-in with dSprites' factor sizes whose observations are the factor
@@ -15,6 +21,7 @@ second moments and four fixed random projections) for dSprites, or a fixed
 random linear map of the factors plus noise for the stand-in.
 
 Usage: python benchmarks/metrics.py [--sizes=default|cheap] [--n_jobs=-1]
+  [--dci_backends=jax,sklearn]
 """
 
 from __future__ import annotations
@@ -97,9 +104,14 @@ def main():
                       default="default")
   parser.add_argument("--n_jobs", type=int, default=-1)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--dci_backends", default="jax,sklearn",
+                      help="comma-separated DCI backends to time, in order")
   parser.add_argument("--stand_in", action="store_true",
                       help="skip the dSprites renderer even if it imports")
   args = parser.parse_args()
+  backends = [b for b in args.dci_backends.split(",") if b]
+  for backend in backends:
+    metrics.check_dci_backend(backend)
 
   try:
     if args.stand_in:
@@ -109,20 +121,37 @@ def main():
     print(f"# procedural dSprites unavailable ({error!r}); using the stand-in")
     data, representation_fn, description = make_stand_in()
   print(f"# data: {description}; sizes: {args.sizes}; n_jobs: {args.n_jobs}; "
-        f"cpus: {os.cpu_count()}")
+        f"cpus: {os.cpu_count()}; load average: {os.getloadavg()[0]:.1f}")
 
-  def on_progress(stage, seconds):
-    print(f"metric={stage} seconds={seconds:.2f}", flush=True)
+  summaries, dci_scores = [], {}
+  for backend in backends:
+    stages = {}
 
-  start = time.perf_counter()
-  results = metrics.evaluate_representation(
-      data, representation_fn, random_state=args.seed,
-      sizes=metrics.CHEAP_SIZES if args.sizes == "cheap" else None,
-      on_progress=on_progress, n_jobs=args.n_jobs)
-  print(f"metric=total seconds={time.perf_counter() - start:.2f}")
-  for key, value in results.items():
-    if not key.startswith("settings/"):
-      print(f"# {key} = {value:.4f}")
+    def on_progress(stage, seconds, backend=backend, stages=stages):
+      stages[stage] = seconds
+      print(f"dci_backend={backend} metric={stage} seconds={seconds:.2f}",
+            flush=True)
+
+    start = time.perf_counter()
+    results = metrics.evaluate_representation(
+        data, representation_fn, random_state=args.seed,
+        sizes=metrics.CHEAP_SIZES if args.sizes == "cheap" else None,
+        on_progress=on_progress, n_jobs=args.n_jobs, dci_backend=backend)
+    total = time.perf_counter() - start
+    print(f"dci_backend={backend} metric=total seconds={total:.2f}")
+    for key, value in results.items():
+      if not key.startswith("settings/"):
+        print(f"# dci_backend={backend} {key} = {value:.4f}")
+    dci_scores[backend] = {k: v for k, v in results.items()
+                           if k.startswith("dci/")}
+    summaries.append(f"metrics_suite dci_backend={backend} "
+                     f"total_s={total:.2f} dci_s={stages.get('dci', 0.0):.2f}")
+  if len(dci_scores) == 2:
+    first, second = dci_scores.values()
+    print("# largest difference between the backends' DCI scores: "
+          f"{max(abs(first[k] - second[k]) for k in first):.2e}")
+  for line in summaries:
+    print(line)
 
 
 if __name__ == "__main__":

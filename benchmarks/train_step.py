@@ -39,6 +39,7 @@ read from XLA_FLAGS as usual; this script sets none.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -76,14 +77,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from factorvae_jax import builder
 from factorvae_jax import data as data_lib
-from factorvae_jax import objectives
 from factorvae_jax.models import layers
 from factorvae_jax.models import make_networks
-from factorvae_jax.training.train_state import StepConfig
-from factorvae_jax.training.train_state import create_train_state
-from factorvae_jax.training.train_state import make_optimizers
-from factorvae_jax.training.train_state import read_hparams
 from factorvae_jax.training.train_step import train_steps
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -125,7 +122,6 @@ def _bank_images(arrays, key, n):
 
 def build(config, upsample_impl: str, downsample_impl: str, data: str):
   """(step_config, state, sample_fn, data_arrays) for one setting."""
-  objective = objectives.get_objective(config.model.name)
   if data == "config":
     dataset = data_lib.make_dataset(config.data)
     shape = tuple(dataset.observation_shape)
@@ -138,17 +134,12 @@ def build(config, upsample_impl: str, downsample_impl: str, data: str):
     shape = (64, 64, 1)
     sample_fn = functools.partial(_random_binary_images, shape)
     arrays = {}
-  nets = make_networks(config.model, shape, objective.uses_discriminator,
-                       upsample_impl=upsample_impl,
-                       downsample_impl=downsample_impl)
-  vae_tx, disc_tx = make_optimizers(config)  # As the training loop does.
-  step_config = StepConfig(
-      nets, objective, vae_tx, disc_tx,
-      second_batch=bool(config.model.get("second_batch", True)))
-  # Jitted, as the training loop's init_state does.
-  state = jax.jit(create_train_state, static_argnums=(0, 2))(
-      step_config, jax.random.PRNGKey(config.seed), shape,
-      read_hparams(objective, config.model))
+  # As the training loop builds it, with the layer implementations swapped.
+  step_config = dataclasses.replace(
+      builder.build_step_config(config, shape, axis_name=None),
+      networks=make_networks(config.model, shape, upsample_impl=upsample_impl,
+                             downsample_impl=downsample_impl))
+  state = builder.init_state(config, step_config, shape)
   return step_config, state, sample_fn, arrays
 
 

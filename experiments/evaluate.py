@@ -15,6 +15,11 @@ _SIZES = flags.DEFINE_enum("sizes", "default", sorted(evaluate.SIZE_PRESETS),
                            "Metric sample sizes: 'default' = "
                            "disentanglement_lib's study sizes.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default newest).")
+_DCI_BACKEND = flags.DEFINE_enum(
+    "dci_backend", None, ["auto", "jax", "sklearn"],
+    "DCI's boosted trees: 'jax' (sklearn's algorithm in JAX, on the device), "
+    "'sklearn' (the reference) or 'auto' ('jax' on a GPU/TPU). Default: the "
+    "run's config.dci_backend.")
 flags.mark_flag_as_required("workdir")
 
 
@@ -23,8 +28,10 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
   quiet_library_logs()
+  overrides = ({} if _DCI_BACKEND.value is None
+               else {"dci_backend": _DCI_BACKEND.value})
   results = evaluate.evaluate_workdir(_WORKDIR.value, _SIZES.value,
-                                      _STEP.value)
+                                      _STEP.value, **overrides)
   print(evaluate.format_table(results))
 
 

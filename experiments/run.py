@@ -1,6 +1,9 @@
 """Trains a model: ``python -m experiments.run --config=<file>[:variant] --workdir=<dir>``.
 
 Resumes from the newest checkpoint in ``--workdir`` when there is one.
+Exit status: 0 when finished; 75 (``preemption.EXIT_RESUMABLE``) when SIGTERM
+or SIGINT stopped it after saving a checkpoint (run the same command again to
+resume).
 """
 
 import sys
@@ -12,6 +15,7 @@ from ml_collections import config_flags
 
 from factorvae_jax.monitoring.log_filters import quiet_library_logs
 from factorvae_jax.training.loop import TrainingInterrupted, train_and_evaluate
+from factorvae_jax.training.preemption import EXIT_RESUMABLE
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. "
@@ -31,7 +35,7 @@ def main(argv):
   except TrainingInterrupted as e:
     # The work is saved; a traceback would only hide that message.
     print(e, file=sys.stderr)
-    sys.exit(130)
+    sys.exit(EXIT_RESUMABLE)
 
 
 if __name__ == "__main__":

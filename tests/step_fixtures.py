@@ -1,15 +1,11 @@
 """Tiny networks and data shared by the training tests."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
 
-from factorvae_jax.models import make_networks
-from factorvae_jax.objectives import get_objective
-from factorvae_jax.training.train_state import StepConfig, create_train_state
+from factorvae_jax.builder import build_step_config
+from factorvae_jax.builder.state import create_train_state
 
 OBS_SHAPE = (16, 16, 1)
 
@@ -25,12 +21,14 @@ def tiny_model_config(**overrides):
 
 def make_step_config(axis_name=None, second_batch=True, name="factor_vae",
                      vae_lr=1e-3, disc_lr=1e-3, **overrides):
-  mc = tiny_model_config(name=name, **overrides)
-  objective = get_objective(name)
-  nets = make_networks(mc, OBS_SHAPE, objective.uses_discriminator)
-  return StepConfig(nets, objective, optax.adam(vae_lr),
-                    optax.adam(disc_lr, b1=0.5, b2=0.9),
-                    second_batch=second_batch, axis_name=axis_name)
+  """The builder's StepConfig of a tiny model (Adam as the configs set it)."""
+  config = ml_collections.ConfigDict({
+      "model": tiny_model_config(name=name, second_batch=second_batch,
+                                 **overrides),
+      "optim": dict(vae_learning_rate=vae_lr, vae_beta1=0.9, vae_beta2=0.999,
+                    disc_learning_rate=disc_lr, disc_beta1=0.5,
+                    disc_beta2=0.9, adam_eps=1e-8)})
+  return build_step_config(config, OBS_SHAPE, axis_name=axis_name)
 
 
 def make_state(step_config, seed=0, **hparams):

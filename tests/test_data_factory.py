@@ -44,7 +44,10 @@ def test_npz_and_h5_sources_load_files(tmp_path):
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"name": "mnist"}, r"data.name='mnist'.*\['dsprites', 'shapes3d'\]"),
+    ({"name": "mnist"},
+     r"data.name='mnist'.*\['cars3d', 'color_dsprites', 'dsprites', "
+     r"'dsprites_noshape', 'mpi3d_real', 'mpi3d_realistic', 'mpi3d_toy', "
+     r"'noisy_dsprites', 'scream_dsprites', 'shapes3d', 'smallnorb'\]"),
     ({"source": "h5"}, r"data.source='h5'.*\['procedural', 'npz', 'tfds'\]"),
     ({"name": "shapes3d", "source": "npz"}, r"'npz'.*\['h5', 'tfds'\]"),
 ])

@@ -173,3 +173,29 @@ def test_device_sampler_matches_the_numpy_api(dataset):
 def test_bad_factors_are_rejected(dataset):
   with pytest.raises(ValueError, match="outside"):
     dataset.sample_observations_from_factors(np.array([[3, 0, 0, 0, 0]]), 0)
+
+
+@pytest.mark.parametrize("shape, area, rows, cols", [
+    # Read off the real frames (../shared/data/dsprites_reference): the
+    # largest sprites at orientation 0, position (0, 0), centre (16, 16).
+    (SQUARE, 400, (6, 25), (6, 25)),
+    (ELLIPSE, 288, (9, 22), (3, 28)),
+    (HEART, 222, (7, 23), (6, 25)),
+])
+def test_largest_sprites_have_the_real_size(dataset, shape, area, rows,
+                                            cols):
+  image = draw(dataset, [(shape, MAX_SCALE, 0, 0, 0)])[0]
+  found_rows, found_cols = np.nonzero(image)
+  assert image.sum() == area
+  assert (found_rows.min(), found_rows.max()) == rows
+  assert (found_cols.min(), found_cols.max()) == cols
+
+
+def test_heart_has_the_real_notch_and_tip(dataset):
+  heart = draw(dataset, [(HEART, MAX_SCALE, 0, 0, 0)])[0]
+  # Top row: two lobes of 5 pixels with a 4-pixel notch (cols 14..17).
+  np.testing.assert_array_equal(np.nonzero(heart[7])[0],
+                                [9, 10, 11, 12, 13, 18, 19, 20, 21, 22])
+  # Rows 17..23 narrow by one pixel a side per row down to a 2-pixel tip.
+  widths = heart[17:24].sum(1)
+  np.testing.assert_array_equal(widths, [14, 12, 10, 8, 6, 4, 2])

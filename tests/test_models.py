@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from factorvae_jax.models import Decoder, Encoder, make_networks
+from factorvae_jax.models import make_discriminator, make_networks
 from factorvae_jax.models import layers
 
 RTOL = 2e-5  # Relative to the largest magnitude of the compared array.
@@ -204,8 +204,8 @@ def _shapes(tree):
                                                    ("dlib", 3)])
 def test_networks_fast_equal_plain(architecture, channels):
   obs = (64, 64, channels)
-  fast = make_networks(_model_config(architecture), obs, True)
-  plain = make_networks(_model_config(architecture), obs, True,
+  fast = make_networks(_model_config(architecture), obs)
+  plain = make_networks(_model_config(architecture), obs,
                         upsample_impl="conv_transpose",
                         downsample_impl="conv")
   assert fast.decoder.upsample_impl == layers.DEFAULT_UPSAMPLE_IMPL == "fast"
@@ -242,7 +242,7 @@ def test_networks_fast_equal_plain(architecture, channels):
 @pytest.mark.parametrize("architecture", ["paper", "dlib"])
 def test_params_load_into_flax_modules(architecture):
   """The fast networks' parameters are nn.Conv / nn.ConvTranspose params."""
-  nets = make_networks(_model_config(architecture), (64, 64, 1), False)
+  nets = make_networks(_model_config(architecture), (64, 64, 1))
   x = jnp.asarray(np.random.RandomState(0).rand(2, 64, 64, 1), jnp.float32)
   ref = PlainEncoder(10, nets.encoder.channels, nets.encoder.kernel_sizes,
                      nets.encoder.hidden)
@@ -265,15 +265,15 @@ def test_params_load_into_flax_modules(architecture):
 
 def test_preset_shapes():
   def build(architecture, channels):
-    nets = make_networks(_model_config(architecture), (64, 64, channels),
-                         True)
+    nets = make_networks(_model_config(architecture), (64, 64, channels))
+    disc = make_discriminator(_model_config(architecture))
     x = jnp.zeros((1, 64, 64, channels))
     z = jnp.zeros((1, 10))
     key = jax.random.PRNGKey(0)
     return tuple(
         _shapes(jax.eval_shape(module.init, key, inp))["params"]
         for module, inp in ((nets.encoder, x), (nets.decoder, z),
-                            (nets.discriminator, z)))
+                            (disc, z)))
 
   enc, dec, disc = build("paper", 1)
   assert [enc[f"Conv_{i}"]["kernel"] for i in range(4)] == [

@@ -11,17 +11,28 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments.configs import annealedvae_dsprites
+from experiments.configs import betatcvae_dsprites
+from experiments.configs import betavae_dsprites
+from experiments.configs import dipvaei_dsprites
+from experiments.configs import dipvaeii_dsprites
+from experiments.configs import factorvae_dsprites
+from experiments.configs import vae_dsprites
 from factorvae_jax import objectives
 from factorvae_jax.objectives import annealed_vae
 from factorvae_jax.objectives import base
 from factorvae_jax.objectives import beta_tcvae
 from factorvae_jax.objectives import dip_vae
 from factorvae_jax.objectives import gaussian
-from factorvae_jax.objectives import reconstruction
 from factorvae_jax.objectives import vae
 
 BASELINES = ("vae", "beta_vae", "annealed_vae", "beta_tcvae", "dip_vae_i",
              "dip_vae_ii")
+# The config files state every model's default hyperparameters.
+CONFIGS = {"vae": vae_dsprites, "beta_vae": betavae_dsprites,
+           "annealed_vae": annealedvae_dsprites,
+           "beta_tcvae": betatcvae_dsprites, "dip_vae_i": dipvaei_dsprites,
+           "dip_vae_ii": dipvaeii_dsprites, "factor_vae": factorvae_dsprites}
 
 
 def _outputs(key, batch=8, latents=3, with_disc=False):
@@ -35,12 +46,12 @@ def _outputs(key, batch=8, latents=3, with_disc=False):
       images=jax.random.uniform(k[3], (batch, 2, 2, 1)),
       mean=mean, logvar=logvar, z=z,
       logits=jax.random.normal(k[4], (batch, 2, 2, 1)),
-      disc_logits=(jax.random.normal(k[5], (batch, 2)) if with_disc
-                   else None))
+      aux=(jax.random.normal(k[5], (batch, 2)) if with_disc else None))
 
 
 def _hparams(name, **overrides):
-  h = objectives.default_hparams(name)
+  model = CONFIGS[name].get_config().model
+  h = {n: model[n] for n in objectives.get_objective(name).hparam_names}
   h.update(overrides)
   return {k: jnp.float32(v) for k, v in h.items()}
 
@@ -53,40 +64,25 @@ def _loss(name, outputs, step=0, axis_name=None, **overrides):
 # --------------------------------------------------------------------------
 # Registry.
 
-def test_registry_names_hparams_defaults_and_grids():
-  assert set(BASELINES) | {"factor_vae"} <= set(objectives.list_objectives())
-  expected_grids = {
-      "vae": {},
-      "beta_vae": {"beta": [1, 2, 4, 6, 8, 16]},
-      "annealed_vae": {"c_max": [5, 10, 25, 50, 75, 100]},
-      "beta_tcvae": {"beta": [1, 2, 4, 6, 8, 10]},
-      "dip_vae_i": {"lambda_od": [1, 2, 5, 10, 20, 50]},
-      "dip_vae_ii": {"lambda_od": [1, 2, 5, 10, 20, 50]},
-      "factor_vae": {"gamma": [10, 20, 30, 40, 50, 100]},
-  }
-  for name, grid in expected_grids.items():
-    assert objectives.get_sweep_grid(name) == grid, name
+def test_registry_and_config_files_agree():
+  assert set(objectives.list_objectives()) == set(CONFIGS)
+  for name, module in CONFIGS.items():
+    model = module.get_config().model
     objective = objectives.get_objective(name)
-    defaults = objectives.default_hparams(name)
-    # Every hparam has a default; every swept one is an hparam.
-    assert set(defaults) == set(objective.hparam_names), name
-    assert set(grid) <= set(objective.hparam_names), name
-    assert not objective.uses_discriminator or name == "factor_vae"
-  assert objectives.default_hparams("factor_vae") == {"gamma": 35.0}
-  assert objectives.default_hparams("annealed_vae") == {
-      "gamma": 1000.0, "c_max": 25.0, "iteration_threshold": 100000.0}
-  assert objectives.default_hparams("dip_vae_i")["lambda_d_factor"] == 10.0
-  assert objectives.default_hparams("dip_vae_ii")["lambda_d_factor"] == 1.0
-  assert objectives.default_hparams("beta_tcvae")["dataset_size"] == 0.0
-  # Copies: callers cannot corrupt the registry.
-  objectives.get_sweep_grid("beta_vae")["beta"].append(99.0)
-  objectives.default_hparams("beta_vae")["beta"] = 99.0
-  assert objectives.get_sweep_grid("beta_vae")["beta"][-1] == 16
-  assert objectives.default_hparams("beta_vae")["beta"] == 4.0
+    assert model.name == name
+    # Every hyperparameter the objective reads has its default in the file.
+    for hparam in objective.hparam_names:
+      assert isinstance(model[hparam], float), (name, hparam)
+    # Only FactorVAE trains networks beside the VAE.
+    assert (objective.make_auxiliary is not None) == (name == "factor_vae")
+  assert factorvae_dsprites.get_config().model.gamma == 35.0
   with pytest.raises(ValueError, match="not a known model"):
-    objectives.get_sweep_grid("nope")
-  with pytest.raises(ValueError, match="not a known model"):
-    objectives.default_hparams("nope")
+    objectives.get_objective("nope")
+
+
+def test_register_refuses_a_taken_name():
+  with pytest.raises(ValueError, match="already registered"):
+    objectives.register(objectives.get_objective("vae"))
 
 
 @pytest.mark.parametrize("name", BASELINES + ("factor_vae",))

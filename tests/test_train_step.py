@@ -80,6 +80,7 @@ class GradientIsolationTest(absltest.TestCase):
   def test_updates_equal_independent_reference(self):
     cfg = fx.make_step_config()
     nets = cfg.networks
+    disc = cfg.auxiliary.network
     state = fx.make_state(cfg)
     batch = _batch()
     key = jax.random.PRNGKey(3)
@@ -101,7 +102,7 @@ class GradientIsolationTest(absltest.TestCase):
       recon = optax.sigmoid_binary_cross_entropy(logits, batch["x"]).sum(
           (1, 2, 3)).mean()
       kl = kl_to_standard_normal(mean, logvar).sum(1).mean()
-      d = nets.discriminator.apply(disc_params, z)
+      d = disc.apply(disc_params, z)
       return recon + kl + gamma * jnp.mean(d[:, 0] - d[:, 1])
 
     def latents(vae_params, x, e):
@@ -111,15 +112,15 @@ class GradientIsolationTest(absltest.TestCase):
     def disc_loss(disc_params, vae_params):
       z = latents(vae_params, batch["x"], eps)
       z_perm = permute_dims(k_perm, latents(vae_params, batch["x2"], eps2))
-      return discriminator_loss(nets.discriminator.apply(disc_params, z),
-                                nets.discriminator.apply(disc_params,
+      return discriminator_loss(disc.apply(disc_params, z),
+                                disc.apply(disc_params,
                                                          z_perm))[0]
 
     vae_grads = jax.grad(vae_loss)(state.vae_params)
     disc_grads = jax.grad(disc_loss)(state.disc_params, state.vae_params)
     upd, _ = cfg.vae_tx.update(vae_grads, state.vae_opt_state)
     want_vae = optax.apply_updates(state.vae_params, upd)
-    upd, _ = cfg.disc_tx.update(disc_grads, state.disc_opt_state)
+    upd, _ = cfg.auxiliary.optimizer.update(disc_grads, state.disc_opt_state)
     want_disc = optax.apply_updates(state.disc_params, upd)
     chex.assert_trees_all_close(new_state.vae_params, want_vae, atol=1e-6)
     chex.assert_trees_all_close(new_state.disc_params, want_disc, atol=1e-6)

@@ -15,12 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.configs import factorvae_dsprites
+from factorvae_jax import data as data_lib
 from factorvae_jax import objectives
 from factorvae_jax.evaluation import evaluate
 from factorvae_jax.objectives import base
 from factorvae_jax.objectives import vae as vae_objective
 from factorvae_jax.training import loop
-from factorvae_jax.training.checkpointing import Checkpointer
+from factorvae_jax import builder
+from factorvae_jax.builder import Checkpointer
+from factorvae_jax.builder import run_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(REPO, "experiments", "configs")
@@ -45,13 +48,10 @@ def _test_config(**overrides):
 
 def _params(workdir):
   """The newest checkpoint's state as numpy leaves."""
-  config = _test_config()
-  from factorvae_jax.training import run_config
   config = run_config.load_config(workdir)
-  from factorvae_jax import data as data_lib
-  dataset = data_lib.make_dataset(config.data)
-  step_config = loop.build_step_config(config, dataset, axis_name=None)
-  template = loop.init_state(config, step_config, dataset)
+  shape = data_lib.make_dataset(config.data).observation_shape
+  step_config = builder.build_step_config(config, shape, axis_name=None)
+  template = builder.init_state(config, step_config, shape)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), 5)
   state = ckpt.restore(template)
   ckpt.close()
@@ -246,10 +246,6 @@ class EveryModelTrainsTest(parameterized.TestCase):
     self.assertEqual(bool(state.disc_params), config.model.name == "factor_vae")
 
 
-if __name__ == "__main__":
-  absltest.main()
-
-
 class ThreeChannelDataTest(absltest.TestCase):
 
   def test_shapes3d_file_trains_a_three_channel_model(self):
@@ -271,3 +267,7 @@ class ThreeChannelDataTest(absltest.TestCase):
       self.assertIn(path, json.dumps(json.load(f)))
     self.assertTrue(os.path.exists(
         os.path.join(workdir, "images", "traversals_00000002.png")))
+
+
+if __name__ == "__main__":
+  absltest.main()

@@ -23,7 +23,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.name = "annealed_vae"
   # Weight of the capacity penalty (study value).
   config.model.gamma = 1000.0
-  # Final capacity C in nats.
+  # Final capacity C in nats. disentanglement_lib has no default; 25 is
+  # Burgess et al.'s dSprites run.
   config.model.c_max = 25.0
   # Steps over which C grows linearly from 0 to c_max.
   config.model.iteration_threshold = 100_000.0

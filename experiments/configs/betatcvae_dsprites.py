@@ -22,6 +22,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = common.get_base_config()
   config.model.name = "beta_tcvae"
   # Weight of the total-correlation term (loss adds (beta - 1) * TC).
+  # disentanglement_lib has no default; 6 is our choice.
   config.model.beta = 6.0
   # 0: disentanglement_lib's estimator (drops the constant log(N*M)); N > 0
   # adds it back (changes the logged value, not the gradient).

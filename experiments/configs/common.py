@@ -9,6 +9,8 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
+from factorvae_jax.metrics import registry as metrics_registry
+
 VARIANTS = ("full", "test", "quick")
 
 
@@ -18,14 +20,22 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  # 'dsprites' or 'shapes3d'.
+  # disentanglement_lib's datasets (factorvae_jax.data.SOURCES; docs/data.md):
+  # 'dsprites', 'dsprites_noshape', 'color_dsprites', 'noisy_dsprites',
+  # 'scream_dsprites', 'shapes3d'.
   config.data.name = "dsprites"
-  # dsprites: 'procedural' (embedded renderer, no download), 'npz' (the
-  # official dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz at data.path) or
-  # 'tfds'. shapes3d: 'h5' (3dshapes.h5 at data.path) or 'tfds'.
+  # The dSprites family: 'procedural' (embedded renderer, no download), 'npz'
+  # (the official dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz at
+  # data.path) or 'tfds'. shapes3d: 'h5' (3dshapes.h5 at data.path) or
+  # 'tfds'. '' = the dataset's default (the first listed).
   config.data.source = "procedural"
+  # The dataset's file, or a folder holding it under its official name.
   config.data.path = ""
+  # tfds data_dir with the dataset prepared as array_record ('' = default).
   config.data.tfds_data_dir = ""
+  # scream_dsprites only: the Scream painting (scream.jpg), a file the user
+  # downloads (see docs/data.md).
+  config.data.scream_path = ""
 
   config.model = ml_collections.ConfigDict()
   # 'paper' (Kim & Mnih 2018, Appendix) or 'dlib' (disentanglement_lib).
@@ -71,13 +81,21 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.final_eval_sizes = "default"
   config.periodic_eval_sizes = "cheap"
   config.eval_seed = 0
-  # Which metrics each evaluation runs (names of factorvae_jax.metrics.
-  # ALL_METRICS). DCI's boosted trees take minutes, so the periodic
+  # Which metrics each evaluation runs: names from factorvae_jax.metrics.
+  # METRICS, checked against that table here. DCI's boosted trees still take
+  # minutes on a CPU (see docs/metrics.md, "Cost"), so the periodic
   # evaluation leaves it out by default.
-  config.final_eval_metrics = ("mig", "dci", "sap", "modularity",
-                               "unsupervised", "beta_vae", "factor_vae")
-  config.periodic_eval_metrics = ("mig", "sap", "modularity", "unsupervised",
-                                  "beta_vae", "factor_vae")
+  config.final_eval_metrics = metrics_registry.check_metric_names(
+      ("mig", "dci", "sap", "modularity", "unsupervised", "beta_vae",
+       "factor_vae"), "config.final_eval_metrics")
+  config.periodic_eval_metrics = metrics_registry.check_metric_names(
+      ("mig", "sap", "modularity", "unsupervised", "beta_vae", "factor_vae"),
+      "config.periodic_eval_metrics")
+  # DCI's gradient-boosted trees: 'jax' (sklearn's algorithm ported to JAX,
+  # all factors at once on the device; equal to sklearn up to ties between
+  # equally good splits, docs/metrics.md), 'sklearn' (the reference), or
+  # 'auto': 'jax' on a GPU/TPU, 'sklearn' on a CPU, where the port is slower.
+  config.dci_backend = "auto"
   # Discriminator health warning (FactorVAE): accuracy inside the chance band
   # or above the saturation level for this many steps.
   config.disc_watch_warmup_steps = 5_000

@@ -21,7 +21,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Returns the config; ``arg`` is the variant ('test', 'quick' or None)."""
   config = common.get_base_config()
   config.model.name = "dip_vae_ii"
-  # Weight of the off-diagonal covariance penalty.
+  # Weight of the off-diagonal covariance penalty. disentanglement_lib has
+  # no default; 10 is our choice.
   config.model.lambda_od = 10.0
   # lambda_d = lambda_d_factor * lambda_od (1 for type II).
   config.model.lambda_d_factor = 1.0

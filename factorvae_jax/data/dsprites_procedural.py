@@ -2,10 +2,10 @@
 
 The renderer reproduces the *factor grid* of dSprites exactly (3 shapes, 6
 scales, 40 orientations, 32 x 32 positions, 64 x 64 binary images) and its
-geometry approximately (sprite size, position range, rotation about the sprite
-centre). The images are not pixel-identical to the official ones; runs that need
-the real images must use ``dsprites.DSprites``. See docs/data.md for the exact
-geometry and how it differs.
+geometry closely: the square, ellipse and heart outlines were fitted to real
+dSprites frames (``benchmarks/dsprites_fidelity.py`` measures the match, see
+docs/data.md). The images are still not guaranteed pixel-identical to the
+official ones; runs that need the real images must use ``dsprites.DSprites``.
 
 Every pixel is tested analytically: its centre is moved into the sprite's own
 frame (translate, then inverse-rotate) and checked against the shape's implicit
@@ -38,17 +38,30 @@ POSITION_VALUES = np.linspace(0.0, 1.0, 32)
 # 13.6 px from its centre) keeps a margin of >2 px from the border.
 POSITION_MIN_PX = 16.0
 POSITION_RANGE_PX = 32.0
-# Half-width of a scale-1 square: 19.2 px wide, 0.3 of the image.
+# Half-width of a scale-1 square: 19.2 px wide, 0.3 of the image. Every shape
+# below is given in units of this half-size ``s = HALF_SIZE_PX * scale``, in
+# the sprite's frame (u to the right, v up, before rotation).
 HALF_SIZE_PX = 9.6
-# Ellipse semi-axes relative to the half-size (major axis along the sprite's
-# x-axis at orientation 0).
-ELLIPSE_SEMI_MAJOR = 1.0
-ELLIPSE_SEMI_MINOR = 0.5
-# Heart: the region (x^2 + y^2 - 1)^3 <= x^2 y^3 (y up). It spans
-# x in [-1.139, 1.139] and y in [-1, 1.236]; it is scaled so its width equals
-# the square's and shifted so its bounding box is centred on the sprite centre.
-_HEART_HALF_WIDTH = 1.139
-_HEART_BOX_CENTRE_Y = 0.118
+# Ellipse semi-axes (major axis along u at orientation 0), fitted to the real
+# frames: 12.77 x 7.21 px at scale 1. The fit is sharp (0.3% changes lose
+# pixels), so these are not round numbers.
+ELLIPSE_SEMI_MAJOR = 1.33
+ELLIPSE_SEMI_MINOR = 0.7513
+# Heart, tip down, fitted to the real frames. It is the union of
+#   * two lobes: ellipses centred at (+-HEART_LOBE_X, HEART_LOBE_Y) with
+#     vertical semi-axis HEART_LOBE_RADIUS and horizontal semi-axis
+#     HEART_LOBE_WIDTH * HEART_LOBE_RADIUS (the real lobes are narrower than
+#     round);
+#   * the convex hull of the tip (0, -HEART_TIP_DEPTH) and the *circle* of
+#     radius HEART_LOBE_RADIUS about each lobe centre (its straight sides run
+#     from the tip to where they touch that circle);
+#   * the triangle of the tip and both lobe centres (fills the middle).
+# The lobes overlap only below the top, leaving the notch between them.
+HEART_LOBE_X = 0.498
+HEART_LOBE_Y = 0.422
+HEART_LOBE_RADIUS = 0.549
+HEART_LOBE_WIDTH = 0.9125
+HEART_TIP_DEPTH = 0.904
 
 _DEFAULT_CHUNK = 4096
 
@@ -94,13 +107,35 @@ def render(shape: jax.Array, scale: jax.Array, orientation: jax.Array,
   in_square = (jnp.abs(u) <= 1.0) & (jnp.abs(v) <= 1.0)
   in_ellipse = ((u / ELLIPSE_SEMI_MAJOR)**2 + (v / ELLIPSE_SEMI_MINOR)**2
                 <= 1.0)
-  hx = u * _HEART_HALF_WIDTH
-  hy = v * _HEART_HALF_WIDTH + _HEART_BOX_CENTRE_Y
-  in_heart = (hx**2 + hy**2 - 1.0)**3 <= hx**2 * hy**3
+  in_heart = _in_heart(u, v)
 
   inside = jnp.where(shape == SQUARE, in_square,
                      jnp.where(shape == ELLIPSE, in_ellipse, in_heart))
   return inside.astype(jnp.float32)[..., None]
+
+
+def _in_heart(u: jax.Array, v: jax.Array) -> jax.Array:
+  """The heart's implicit test in sprite units (see the HEART_* constants)."""
+  # The heart is mirror-symmetric: test the right half only.
+  u = jnp.abs(u)
+  cx, cy, r = HEART_LOBE_X, HEART_LOBE_Y, HEART_LOBE_RADIUS
+  tip = HEART_TIP_DEPTH
+  in_lobe = ((u - cx) / (HEART_LOBE_WIDTH * r))**2 + ((v - cy) / r)**2 <= 1.0
+  # Hull of the tip and the circle: with ``a`` the distance along the axis from
+  # the tip towards the circle centre and ``b`` the distance from that axis,
+  # the hull below the tangent points is the cone b <= a tan(alpha),
+  # sin(alpha) = r / d, cut at the chord through the tangent points
+  # (a = d cos^2(alpha)); beyond the chord the circle itself is the hull, and
+  # the lobe stands in for it.
+  d = float(np.hypot(cx, cy + tip))
+  ex, ey = cx / d, (cy + tip) / d
+  sin_a = r / d
+  cos_a = float(np.sqrt(1.0 - sin_a**2))
+  a = u * ex + (v + tip) * ey
+  b = jnp.abs(u * ey - (v + tip) * ex)
+  in_cone = (b * cos_a <= a * sin_a) & (a <= d * cos_a**2)
+  in_triangle = (u * (cy + tip) <= (v + tip) * cx) & (v <= cy)
+  return in_lobe | in_cone | in_triangle
 
 
 def factor_classes_to_values(factors: jax.Array) -> tuple[jax.Array, ...]:
@@ -219,5 +254,9 @@ class ProceduralDSprites(ground_truth.GroundTruthData):
         "position_range_px": POSITION_RANGE_PX,
         "half_size_px_at_scale_1": HALF_SIZE_PX,
         "ellipse_semi_axes": [ELLIPSE_SEMI_MAJOR, ELLIPSE_SEMI_MINOR],
+        "heart": {"lobe_x": HEART_LOBE_X, "lobe_y": HEART_LOBE_Y,
+                  "lobe_radius": HEART_LOBE_RADIUS,
+                  "lobe_width": HEART_LOBE_WIDTH,
+                  "tip_depth": HEART_TIP_DEPTH},
     }
     return description

@@ -13,15 +13,10 @@ import abc
 from typing import Any, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-
-def as_random_state(random_state) -> np.random.RandomState:
-  """Returns a ``np.random.RandomState`` for an int seed or passes one through."""
-  if isinstance(random_state, np.random.RandomState):
-    return random_state
-  return np.random.RandomState(random_state)
+# Re-exported: code written against this module imports it from here.
+from factorvae_jax.utils.random_state import as_random_state  # noqa: F401
 
 
 class GroundTruthData(abc.ABC):

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from factorvae_jax.data import dsprites
-from factorvae_jax.data import ground_truth
+from factorvae_jax.data import files
+from factorvae_jax.data import image_grid
 
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape",
                 "orientation")
@@ -34,7 +32,7 @@ TFDS_VALUE_KEYS = tuple("value_" + name for name in FACTOR_NAMES)
 _CHUNK_ROWS = 4096
 
 
-class Shapes3D(ground_truth.GroundTruthData):
+class Shapes3D(image_grid.ImageGridData):
   """3D Shapes images (uint8, in grid order).
 
   Build with ``Shapes3D.from_h5`` or ``Shapes3D.from_tfds``.
@@ -58,13 +56,9 @@ class Shapes3D(ground_truth.GroundTruthData):
       raise ValueError(f"images must be uint8 {list(expected)} for factor "
                        f"sizes {factor_sizes}, got {images.dtype} "
                        f"{list(images.shape)}.")
-    self.factor_names = FACTOR_NAMES
-    self.factors_num_values = factor_sizes
-    self.observation_shape = IMAGE_SHAPE
-    self.source = source
+    super().__init__(images, FACTOR_NAMES, factor_sizes,
+                     range(len(FACTOR_NAMES)), source, details)
     self.factor_values = tuple(np.asarray(v) for v in factor_values)
-    self._images = images
-    self._details = dict(details or {})
 
   @classmethod
   def from_h5(cls, path: str) -> "Shapes3D":
@@ -82,7 +76,7 @@ class Shapes3D(ground_truth.GroundTruthData):
         wrong shapes/dtypes, incomplete factor grid).
     """
     import h5py  # pylint: disable=g-import-not-at-top
-    path = dsprites.resolve_file(path, OFFICIAL_FILENAME, "shapes3d", ORIGIN)
+    path = files.resolve_file(path, OFFICIAL_FILENAME, "shapes3d", ORIGIN)
     try:
       h5 = h5py.File(path, "r")
     except OSError as err:
@@ -102,15 +96,15 @@ class Shapes3D(ground_truth.GroundTruthData):
             f"label row), got {images_ds.dtype} {list(images_ds.shape)}. "
             f"{ORIGIN}")
       classes, values = classes_from_values(labels)
-      sizes, index = dsprites.grid_index_from_classes(classes, FACTOR_NAMES,
+      sizes, index = files.grid_index_from_classes(classes, FACTOR_NAMES,
                                                       path, ORIGIN)
-      official = dsprites.warn_if_not_official(sizes, OFFICIAL_FACTOR_SIZES,
+      official = files.warn_if_not_official(sizes, OFFICIAL_FACTOR_SIZES,
                                                path)
       images = np.empty((num, *IMAGE_SHAPE), np.uint8)
       for start in range(0, num, _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, num)
         images[index[start:stop]] = images_ds[start:stop]
-    details = dsprites.describe_file(path)
+    details = files.describe_file(path)
     details["official_grid"] = official
     return cls(images, sizes, values,
                source=f"shapes3d (official h5 file {details['path']})",
@@ -132,7 +126,7 @@ class Shapes3D(ground_truth.GroundTruthData):
     Returns:
       The dataset.
     """
-    source = dsprites.open_tfds_source(TFDS_NAME, data_dir, split)
+    source = files.open_tfds_source(TFDS_NAME, data_dir, split)
     where = f"tfds '{TFDS_NAME}' ({data_dir or 'default data_dir'})"
 
     def check_images(batch: np.ndarray) -> np.ndarray:
@@ -141,70 +135,24 @@ class Shapes3D(ground_truth.GroundTruthData):
                          f"{batch.dtype} {list(batch.shape[1:])}.")
       return batch
 
-    images, classes, values = dsprites.read_tfds(
+    images, classes, values = files.read_tfds(
         source, TFDS_LABEL_KEYS, TFDS_VALUE_KEYS, check_images, where)
     origin = (f"Re-prepare the tfds dataset '{TFDS_NAME}' (see "
               f"docs/data.md). {ORIGIN}")
-    sizes, index = dsprites.grid_index_from_classes(classes, FACTOR_NAMES,
+    sizes, index = files.grid_index_from_classes(classes, FACTOR_NAMES,
                                                     where, origin)
-    official = dsprites.warn_if_not_official(sizes, OFFICIAL_FACTOR_SIZES,
+    official = files.warn_if_not_official(sizes, OFFICIAL_FACTOR_SIZES,
                                              where)
     info = getattr(source, "dataset_info", None)
     version = str(info.version) if info is not None else "unknown"
     details = {"tfds_name": TFDS_NAME, "tfds_version": version,
                "tfds_data_dir": data_dir, "tfds_split": split,
                "official_grid": official}
-    return cls(dsprites.reorder_to_grid(images, index), sizes,
-               dsprites.factor_values_from_rows(classes, values, sizes),
+    return cls(files.reorder_to_grid(images, index), sizes,
+               files.factor_values_from_rows(classes, values, sizes),
                source=(f"shapes3d (tfds '{TFDS_NAME}' {version}, array_record "
                        f"in {data_dir or 'the default data_dir'})"),
                details=details)
-
-  def sample_observations_from_factors(self, factors: np.ndarray,
-                                       random_state) -> np.ndarray:
-    """Returns the images of the given factor classes.
-
-    Args:
-      factors: int [num, 6] factor classes.
-      random_state: unused (one image per factor combination).
-
-    Returns:
-      float32 [num, 64, 64, 3] in [0, 1].
-    """
-    del random_state
-    factors = np.asarray(factors)
-    ground_truth.check_factor_grid("Shapes3D", factors,
-                                   self.factors_num_values)
-    return self._images[self.factors_to_index(factors)].astype(
-        np.float32) / 255.0
-
-  def device_arrays(self) -> dict:
-    """The images, uint8 [num_images, 64, 64, 3] (numpy; caller places it)."""
-    return {"images": self._images}
-
-  def sample_device_batch(self, arrays, key: jax.Array,
-                          batch_size: int) -> jax.Array:
-    """Gathers uniform random images (pure JAX).
-
-    Args:
-      arrays: ``{"images": uint8 [num_images, 64, 64, 3]}`` on device.
-      key: PRNG key.
-      batch_size: static batch size.
-
-    Returns:
-      float32 [batch_size, 64, 64, 3] in [0, 1].
-    """
-    images = arrays["images"]
-    index = ground_truth.sample_uniform_indices(key, batch_size,
-                                                images.shape[0])
-    return jnp.take(images, index, axis=0).astype(jnp.float32) / 255.0
-
-  def describe(self) -> dict:
-    """Base description plus file/tfds details and the host memory used."""
-    description = super().describe()
-    description.update(self._details)
-    description["host_bytes"] = int(self._images.nbytes)
-    return description
 
 
 def classes_from_values(

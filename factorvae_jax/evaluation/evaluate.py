@@ -6,48 +6,44 @@ Representations are the mean of q(z|x) (disentanglement_lib's default).
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from factorvae_jax import data as data_lib
 from factorvae_jax import metrics
+from factorvae_jax import objectives
+from factorvae_jax.builder import run_config
+from factorvae_jax.builder.trained_model import restore_vae_params
+from factorvae_jax.models import make_networks
+from factorvae_jax.utils.files import write_json_atomically
 
-# Sample sizes for each metric: None = disentanglement_lib's study defaults.
-# 'tiny' exists for tests and smoke runs: its numbers are not comparable.
-TINY_SIZES = {
-    "mig": {"num_train": 200},
-    "dci": {"num_train": 200, "num_test": 100},
-    "sap": {"num_train": 200, "num_test": 100},
-    "modularity": {"num_train": 200, "num_test": 100},
-    "unsupervised": {"num_train": 200},
-    "beta_vae": {"batch_size": 8, "num_train": 40, "num_eval": 20},
-    "factor_vae": {"batch_size": 8, "num_train": 40, "num_eval": 20,
-                   "num_variance_estimate": 200},
-}
-SIZE_PRESETS = {"default": None, "cheap": metrics.CHEAP_SIZES,
-                "tiny": TINY_SIZES}
+
+class EvaluationInterrupted(KeyboardInterrupt):
+  """A stop signal arrived during an evaluation; nothing was written."""
+
+
+# Sample-size presets live with the metric table (factorvae_jax.metrics.
+# registry); re-exported here for the evaluate CLI and older callers.
+TINY_SIZES = metrics.TINY_SIZES
+SIZE_PRESETS = metrics.SIZE_PRESETS
 
 _ENCODE_CHUNK = 500
 _VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint",
                        "numpy", "scikit-learn", "tensorflow-datasets")
 
 
-def resolve_sizes(name: str) -> Optional[dict]:
+def resolve_sizes(name: str) -> dict:
   """Maps a size preset name to the metric suite's ``sizes`` argument.
 
   Raises:
     ValueError: naming the bad value and the presets.
   """
-  if name not in SIZE_PRESETS:
-    raise ValueError(f"evaluation sizes {name!r} are unknown; choose one of "
-                     f"{sorted(SIZE_PRESETS)}.")
-  return SIZE_PRESETS[name]
+  return metrics.preset(name)
 
 
 def make_representation_fn(encoder, encoder_params):
@@ -84,31 +80,50 @@ def _versions() -> dict:
   return found
 
 
-def evaluate_state(config, step_config, dataset, state,
+def evaluate_state(config, encoder, encoder_params, dataset, step: int,
                    sizes: str = "default",
-                   metric_names: Optional[Sequence[str]] = None) -> dict:
-  """Runs every metric on the mean representation of ``state``'s encoder.
+                   metric_names: Optional[Sequence[str]] = None,
+                   should_stop: Optional[Callable[[], bool]] = None) -> dict:
+  """Runs every metric on the mean representation of an encoder.
 
   Args:
-    config: the experiment config (for the evaluation seed).
-    step_config: the run's ``StepConfig`` (for the encoder module).
+    config: the experiment config (evaluation seed, model name and hparams).
+    encoder: the encoder module.
+    encoder_params: its parameters.
     dataset: the ground-truth dataset.
-    state: a host ``TrainState``.
+    step: the training step of the parameters (recorded).
     sizes: 'default' (disentanglement_lib's study sizes), 'cheap' or 'tiny'.
     metric_names: which metrics to run (default: all).
+    should_stop: polled between encoder calls and metrics; when it returns
+      True the evaluation stops with ``EvaluationInterrupted`` (a stop signal
+      during training's final evaluation).
 
   Returns:
     ``{'scores': {...}, 'settings': {...}, 'checkpoint_step', 'dataset',
     'model', 'versions', 'seconds', 'stage_seconds'}`` (JSON-serialisable;
     ``stage_seconds`` is the wall time of the shared sample pool and of each
     metric).
+
+  Raises:
+    EvaluationInterrupted: ``should_stop`` returned True.
   """
+  def check_stop():
+    if should_stop is not None and should_stop():
+      raise EvaluationInterrupted("evaluation stopped by a signal")
+
   start = time.time()
-  representation_fn = make_representation_fn(
-      step_config.networks.encoder, state.vae_params["encoder"])
+  encode = make_representation_fn(encoder, encoder_params)
+
+  def representation_fn(observations):
+    # Polled here and between metrics: the signal is acted on between two
+    # encoder calls, never inside one.
+    check_stop()
+    return encode(observations)
+
   stage_seconds = {}
 
   def on_progress(stage, seconds):
+    check_stop()
     # Logged as it goes: at the default sizes a CPU run takes many minutes,
     # most of it in DCI's boosted trees.
     stage_seconds[stage] = round(seconds, 2)
@@ -117,7 +132,9 @@ def evaluate_state(config, step_config, dataset, state,
   raw = metrics.evaluate_representation(
       dataset, representation_fn, random_state=int(config.eval_seed),
       sizes=resolve_sizes(sizes), metrics=metric_names,
-      on_progress=on_progress)
+      on_progress=on_progress,
+      # Configs written before the backend existed lack the field.
+      dci_backend=config.get("dci_backend", "auto"))
   scores = {k: v for k, v in raw.items() if not k.startswith("settings/")}
   settings = {k[len("settings/"):]: v for k, v in raw.items()
               if k.startswith("settings/")}
@@ -126,10 +143,12 @@ def evaluate_state(config, step_config, dataset, state,
   return {
       "scores": scores,
       "settings": settings,
-      "checkpoint_step": int(state.step),
+      "checkpoint_step": int(step),
       "dataset": dataset.describe(),
       "model": {"name": config.model.name,
-                "hparams": {k: float(v) for k, v in state.hparams.items()}},
+                "hparams": {n: float(config.model[n]) for n in
+                            objectives.get_objective(
+                                config.model.name).hparam_names}},
       "versions": _versions(),
       "seconds": time.time() - start,
       "stage_seconds": stage_seconds,
@@ -139,12 +158,7 @@ def evaluate_state(config, step_config, dataset, state,
 def write_results(results: dict, workdir: str,
                   filename: str = "results.json") -> str:
   """Writes ``results`` atomically into ``workdir``; returns the path."""
-  path = os.path.join(workdir, filename)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(results, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-  return path
+  return write_json_atomically(os.path.join(workdir, filename), results)
 
 
 def format_table(results: dict) -> str:
@@ -173,25 +187,13 @@ def evaluate_workdir(workdir: str, sizes: str = "default",
   Returns:
     The results dict (also written to ``<workdir>/results.json``).
   """
-  # Imported here: the metrics package must not depend on training code, and
-  # this module is imported by the training loop.
-  from factorvae_jax import data as data_lib
-  from factorvae_jax.training import loop, run_config
-  from factorvae_jax.training.checkpointing import Checkpointer
-
   config = run_config.load_config(workdir)
   dataset = data_lib.make_dataset(config.data)
-  step_config = loop.build_step_config(config, dataset, axis_name=None)
-  template = loop.init_state(config, step_config, dataset)
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
-                              config.keep_checkpoints)
-  if checkpointer.latest_step() is None:
-    raise FileNotFoundError(
-        f"{workdir}/checkpoints holds no checkpoint to evaluate; train first "
-        f"with python -m experiments.run --workdir={workdir}.")
-  state = checkpointer.restore(template, step)
-  checkpointer.close()
-  results = evaluate_state(config, step_config, dataset, state, sizes,
-                           metric_names)
+  networks = make_networks(config.model, dataset.observation_shape)
+  params, step = restore_vae_params(workdir, config, networks,
+                                    dataset.observation_shape, step,
+                                    parts=("encoder",))
+  results = evaluate_state(config, networks.encoder, params["encoder"],
+                           dataset, step, sizes, metric_names)
   write_results(results, workdir)
   return results

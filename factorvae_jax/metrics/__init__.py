@@ -16,8 +16,12 @@ Sampling-level metrics draw from a GroundTruthData-like dataset through a
 and ``CHEAP_SIZES``. ``sample_codes_and_factors`` draws (codes, factors)
 the way dlib does, to feed the array-level metrics yourself.
 
+The suite's metrics, with their functions and preset sizes, are the entries
+of ``METRICS`` (``registry.py``); adding a metric is one entry there.
+
 Definitions, defaults and every difference from dlib: ``docs/metrics.md``.
-This package imports neither JAX nor the training code.
+This package imports neither the training code nor, until DCI runs with
+``backend="jax"`` (``gradient_boosting.py``), JAX.
 """
 
 from factorvae_jax.metrics.information import DEFAULT_NUM_BINS
@@ -30,9 +34,18 @@ from factorvae_jax.metrics.intervention import factor_vae_score
 from factorvae_jax.metrics.sampling import encode
 from factorvae_jax.metrics.sampling import sample_codes
 from factorvae_jax.metrics.sampling import sample_codes_and_factors
-from factorvae_jax.metrics.suite import ALL_METRICS
-from factorvae_jax.metrics.suite import CHEAP_SIZES
-from factorvae_jax.metrics.suite import DEFAULT_SIZES
+from factorvae_jax.metrics.registry import ALL_METRICS
+from factorvae_jax.metrics.registry import CHEAP_SIZES
+from factorvae_jax.metrics.registry import check_dci_backend
+from factorvae_jax.metrics.registry import check_metric_names
+from factorvae_jax.metrics.registry import DCI_BACKENDS
+from factorvae_jax.metrics.registry import DEFAULT_SIZES
+from factorvae_jax.metrics.registry import METRICS
+from factorvae_jax.metrics.registry import MetricInputs
+from factorvae_jax.metrics.registry import MetricSpec
+from factorvae_jax.metrics.registry import preset
+from factorvae_jax.metrics.registry import SIZE_PRESETS
+from factorvae_jax.metrics.registry import TINY_SIZES
 from factorvae_jax.metrics.suite import evaluate_representation
 from factorvae_jax.metrics.supervised import dci
 from factorvae_jax.metrics.supervised import dci_from_importance
@@ -52,10 +65,18 @@ from factorvae_jax.metrics.unsupervised import unsupervised_scores
 __all__ = [
     "ALL_METRICS",
     "CHEAP_SIZES",
+    "DCI_BACKENDS",
     "DEFAULT_NUM_BINS",
     "DEFAULT_PRUNE_THRESHOLD",
     "DEFAULT_SIZES",
+    "METRICS",
+    "MetricInputs",
+    "MetricSpec",
+    "SIZE_PRESETS",
+    "TINY_SIZES",
     "beta_vae_score",
+    "check_dci_backend",
+    "check_metric_names",
     "dci",
     "dci_from_importance",
     "dci_importance_matrix",
@@ -72,6 +93,7 @@ __all__ = [
     "modularity_explicitness",
     "modularity_from_mutual_info",
     "mutual_info_score",
+    "preset",
     "sample_codes",
     "sample_codes_and_factors",
     "sap",

@@ -19,6 +19,7 @@ from sklearn import exceptions as sklearn_exceptions
 from sklearn.linear_model import LogisticRegression
 
 from factorvae_jax.metrics import sampling
+from factorvae_jax.utils import random_state as random_state_lib
 
 #: dlib study default: dimensions whose global std is below this are pruned.
 DEFAULT_PRUNE_THRESHOLD = 0.05
@@ -100,7 +101,7 @@ def beta_vae_score(data, representation_fn, random_state,
   batch_size, num_train, num_eval = _check_common(data, batch_size, num_train,
                                                   num_eval, min_batch=1)
   chunk_size = sampling.check_chunk_size(chunk_size)
-  rs = sampling.as_random_state(random_state)
+  rs = random_state_lib.as_random_state(random_state)
   train_x, train_y = _beta_vae_points(data, representation_fn, batch_size,
                                       num_train, rs, chunk_size)
   if len(np.unique(train_y)) < 2:
@@ -243,7 +244,7 @@ def factor_vae_score(data, representation_fn, random_state,
         f"prune_threshold must be a finite std >= 0, got {prune_threshold!r}; "
         f"dlib's study uses {DEFAULT_PRUNE_THRESHOLD}, 0 disables pruning.")
   chunk_size = sampling.check_chunk_size(chunk_size)
-  rs = sampling.as_random_state(random_state)
+  rs = random_state_lib.as_random_state(random_state)
 
   codes = sampling.sample_codes(data, representation_fn, num_variance_estimate,
                                 rs, chunk_size).astype(np.float64)

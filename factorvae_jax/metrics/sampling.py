@@ -23,21 +23,12 @@ from typing import Callable
 
 import numpy as np
 
+from factorvae_jax.utils.random_state import as_random_state
+
 #: Observations per ``representation_fn`` call when a caller does not say.
 DEFAULT_CHUNK_SIZE = 1000
 
 RepresentationFn = Callable[[np.ndarray], np.ndarray]
-
-
-def as_random_state(random_state) -> np.random.RandomState:
-  """Returns ``random_state`` if it is a RandomState, else one seeded with it.
-
-  Mirrors ``factorvae_jax.data.ground_truth.as_random_state`` (not imported
-  so that this package does not pull in JAX).
-  """
-  if isinstance(random_state, np.random.RandomState):
-    return random_state
-  return np.random.RandomState(random_state)
 
 
 def check_chunk_size(chunk_size) -> int:

@@ -20,7 +20,6 @@ dlib.
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Callable, Mapping, Sequence
 
@@ -28,45 +27,19 @@ import numpy as np
 
 from factorvae_jax.metrics import information
 from factorvae_jax.metrics import intervention
+from factorvae_jax.metrics import registry
 from factorvae_jax.metrics import sampling
-from factorvae_jax.metrics import supervised
-from factorvae_jax.metrics import unsupervised
 
-#: Every metric the suite knows, in the order it runs them.
-ALL_METRICS = ("mig", "dci", "sap", "modularity", "unsupervised", "beta_vae",
-               "factor_vae")
-
+#: Every metric the suite knows, in the order it runs them (the keys of
+#: ``registry.METRICS``, where each metric's function and sizes live).
+ALL_METRICS = registry.ALL_METRICS
 #: disentanglement_lib's study settings (unsupervised_study_v1 metric configs).
 #: The pool metrics' dlib ``batch_size`` (16) only cuts the random stream; it
 #: is ``evaluate_representation``'s ``sample_batch_size``.
-DEFAULT_SIZES: dict[str, dict[str, int]] = {
-    "mig": {"num_train": 10000},
-    "dci": {"num_train": 10000, "num_test": 5000},
-    "sap": {"num_train": 10000, "num_test": 5000},
-    "modularity": {"num_train": 10000, "num_test": 5000},
-    "unsupervised": {"num_train": 10000},
-    "beta_vae": {"batch_size": 64, "num_train": 10000, "num_eval": 5000},
-    "factor_vae": {"batch_size": 64, "num_train": 10000, "num_eval": 5000,
-                   "num_variance_estimate": 10000},
-}
-
-#: Smaller sizes for periodic evaluation during training: about 15x fewer
-#: encodings than DEFAULT_SIZES (~0.2M instead of ~2.9M observations) and a
-#: 5x smaller DCI fit. Scores are noisier and the histogram MI estimates are
-#: biased upwards at small sample sizes, so compare them only with each other,
-#: never with numbers computed at DEFAULT_SIZES.
-CHEAP_SIZES: dict[str, dict[str, int]] = {
-    "mig": {"num_train": 2000},
-    "dci": {"num_train": 2000, "num_test": 1000},
-    "sap": {"num_train": 2000, "num_test": 1000},
-    "modularity": {"num_train": 2000, "num_test": 1000},
-    "unsupervised": {"num_train": 2000},
-    "beta_vae": {"batch_size": 64, "num_train": 1000, "num_eval": 500},
-    "factor_vae": {"batch_size": 64, "num_train": 1000, "num_eval": 500,
-                   "num_variance_estimate": 2000},
-}
-
-_POOL_METRICS = ("mig", "dci", "sap", "modularity", "unsupervised")
+DEFAULT_SIZES = registry.DEFAULT_SIZES
+#: Smaller sizes for periodic evaluation during training (see
+#: ``registry.METRICS``): compare their scores only with each other.
+CHEAP_SIZES = registry.CHEAP_SIZES
 
 ProgressFn = Callable[[str, float], None]
 
@@ -85,7 +58,7 @@ def resolve_sizes(sizes: Mapping[str, Mapping[str, int]] | None
   Raises:
     ValueError: on an unknown metric or setting, or a non-positive size.
   """
-  resolved = copy.deepcopy(DEFAULT_SIZES)
+  resolved = registry.preset("default")
   for metric, settings in (sizes or {}).items():
     if metric not in resolved:
       raise ValueError(
@@ -95,25 +68,10 @@ def resolve_sizes(sizes: Mapping[str, Mapping[str, int]] | None
         raise ValueError(
             f"sizes[{metric!r}] has unknown setting {key!r}; allowed: "
             f"{list(resolved[metric])}.")
-      minimum = 2 if (metric, key) in (("factor_vae", "batch_size"),
-                                       ("factor_vae", "num_variance_estimate")
-                                       ) else 1
+      minimum = registry.METRICS[metric].minimums.get(key, 1)
       resolved[metric][key] = sampling.check_positive(
           f"sizes[{metric!r}][{key!r}]", value, minimum)
   return resolved
-
-
-def _resolve_metrics(metrics: Sequence[str] | None) -> tuple[str, ...]:
-  if metrics is None:
-    return ALL_METRICS
-  if isinstance(metrics, str):
-    metrics = [metrics]
-  unknown = [m for m in metrics if m not in ALL_METRICS]
-  if unknown or not metrics:
-    raise ValueError(
-        f"metrics must be a non-empty subset of {list(ALL_METRICS)}, got "
-        f"{list(metrics)}.")
-  return tuple(m for m in ALL_METRICS if m in metrics)
 
 
 def _resolve_seed(random_state) -> int:
@@ -139,7 +97,8 @@ def evaluate_representation(
     continuous_factors: bool = False,
     sample_batch_size: int = 16,
     chunk_size: int = sampling.DEFAULT_CHUNK_SIZE,
-    n_jobs: int | None = -1) -> dict[str, float | int | bool]:
+    n_jobs: int | None = -1,
+    dci_backend: str = "auto") -> dict[str, float | int | bool | str]:
   """Runs the disentanglement metrics with disentanglement_lib's protocol.
 
   Every metric uses the study defaults of dlib unless ``sizes`` or a keyword
@@ -168,9 +127,14 @@ def evaluate_representation(
     sample_batch_size: points per ``data.sample`` call for the pool (dlib's
       ``batch_size`` of these metrics, 16); changes which draws are made only.
     chunk_size: observations per ``representation_fn`` call (not in dlib).
-    n_jobs: parallel classifier fits within DCI, SAP and explicitness
-      (joblib convention; -1 uses every core). Not in dlib, which fits
-      sequentially; it changes no result.
+    n_jobs: parallel classifier fits within DCI (sklearn backend), SAP and
+      explicitness (joblib convention; -1 uses every core). Not in dlib,
+      which fits sequentially; it changes no result.
+    dci_backend: ``"jax"`` fits DCI's boosted trees with
+      ``gradient_boosting`` (sklearn's algorithm, all factors at once on the
+      default JAX device), ``"sklearn"`` with sklearn itself (the
+      reference); ``"auto"`` (default) uses ``"jax"`` on a GPU/TPU and
+      ``"sklearn"`` on a CPU.
 
   Returns:
     A flat JSON-serialisable dict. Scores are floats under
@@ -185,18 +149,24 @@ def evaluate_representation(
     ``"beta_vae/eval_accuracy"``, ``"factor_vae/train_accuracy"``,
     ``"factor_vae/eval_accuracy"`` and ``"factor_vae/num_active_dims"`` (for
     the metrics run). Settings used are under ``"settings/..."``:
-    ``settings/random_seed`` and the other keywords, and
+    ``settings/random_seed`` and the other keywords (``settings/dci_backend``
+    when DCI runs), and
     ``settings/<metric>/<size>`` for each metric run.
   """
-  selected = _resolve_metrics(metrics)
+  selected = registry.check_metric_names(metrics)
   resolved = resolve_sizes(sizes)
   seed = _resolve_seed(random_state)
   num_bins = information.check_num_bins(num_bins)
   chunk_size = sampling.check_chunk_size(chunk_size)
   sample_batch_size = sampling.check_positive("sample_batch_size",
                                               sample_batch_size)
+  dci_backend = registry.check_dci_backend(dci_backend)
+  options = {"num_bins": num_bins, "prune_threshold": prune_threshold,
+             "continuous_factors": continuous_factors,
+             "chunk_size": chunk_size, "n_jobs": n_jobs,
+             "dci_backend": dci_backend}
   report = on_progress or (lambda stage, seconds: None)
-  results: dict[str, float | int | bool] = {}
+  results: dict[str, float | int | bool | str] = {}
 
   def run_stage(stage, fn):
     start = time.perf_counter()
@@ -204,7 +174,7 @@ def evaluate_representation(
     report(stage, time.perf_counter() - start)
     return value
 
-  pool_metrics = [m for m in selected if m in _POOL_METRICS]
+  pool_metrics = [m for m in selected if registry.METRICS[m].reads_pool]
   if pool_metrics:
     num_train = max(resolved[m]["num_train"] for m in pool_metrics)
     num_test = max([resolved[m]["num_test"] for m in pool_metrics
@@ -233,36 +203,12 @@ def evaluate_representation(
             factors_test[:m])
 
   for metric in selected:
-    if metric == "mig":
-      results["mig"] = run_stage(
-          metric, lambda: supervised.mig(*split("mig"), num_bins=num_bins))
-    elif metric == "dci":
-      scores = run_stage(metric, lambda: supervised.dci(
-          *split("dci"), n_jobs=n_jobs, random_state=seed))
-      results.update({f"dci/{k}": v for k, v in scores.items()})
-    elif metric == "sap":
-      results["sap"] = run_stage(metric, lambda: supervised.sap(
-          *split("sap"), continuous_factors=continuous_factors,
-          n_jobs=n_jobs))
-    elif metric == "modularity":
-      scores = run_stage(metric, lambda: supervised.modularity_explicitness(
-          *split("modularity"), num_bins=num_bins, n_jobs=n_jobs))
-      results.update({f"modularity/{k}": v for k, v in scores.items()})
-    elif metric == "unsupervised":
-      scores = run_stage(metric, lambda: unsupervised.unsupervised_scores(
-          split("unsupervised")[0], num_bins=num_bins))
-      results.update({f"unsupervised/{k}": v for k, v in scores.items()})
-    elif metric == "beta_vae":
-      scores = run_stage(metric, lambda: intervention.beta_vae_score(
-          data, representation_fn, np.random.RandomState(seed),
-          chunk_size=chunk_size, **resolved["beta_vae"]))
-      results.update({f"beta_vae/{k}": v for k, v in scores.items()})
-    elif metric == "factor_vae":
-      scores = run_stage(metric, lambda: intervention.factor_vae_score(
-          data, representation_fn, np.random.RandomState(seed),
-          prune_threshold=prune_threshold, chunk_size=chunk_size,
-          **resolved["factor_vae"]))
-      results.update({f"factor_vae/{k}": float(v) for k, v in scores.items()})
+    spec = registry.METRICS[metric]
+    inputs = registry.MetricInputs(
+        data=data, representation_fn=representation_fn, seed=seed,
+        sizes=resolved[metric],
+        pool=split(metric) if spec.reads_pool else None, options=options)
+    results.update(run_stage(metric, lambda: spec.run(inputs)))
 
   results["settings/random_seed"] = seed
   results["settings/num_bins"] = num_bins
@@ -270,6 +216,8 @@ def evaluate_representation(
   results["settings/continuous_factors"] = bool(continuous_factors)
   results["settings/sample_batch_size"] = sample_batch_size
   results["settings/chunk_size"] = chunk_size
+  if "dci" in selected:
+    results["settings/dci_backend"] = dci_backend
   for metric in selected:
     for key, value in resolved[metric].items():
       results[f"settings/{metric}/{key}"] = value

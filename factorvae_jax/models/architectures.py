@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
-
 from factorvae_jax.models.discriminator import Discriminator
 from factorvae_jax.models.layers import (DEFAULT_DOWNSAMPLE_IMPL,
                                          DEFAULT_UPSAMPLE_IMPL)
@@ -28,10 +26,9 @@ PRESETS = {
 
 @dataclasses.dataclass(frozen=True)
 class Networks:
-  """The Flax modules of one model (``discriminator`` is None if unused)."""
+  """The VAE's Flax modules (auxiliary networks belong to the objective)."""
   encoder: Encoder
   decoder: Decoder
-  discriminator: Optional[Discriminator]
 
 
 def resolve_architecture(model_config) -> dict:
@@ -53,15 +50,14 @@ def resolve_architecture(model_config) -> dict:
   return resolved
 
 
-def make_networks(model_config, observation_shape, use_discriminator: bool,
+def make_networks(model_config, observation_shape,
                   upsample_impl: str = DEFAULT_UPSAMPLE_IMPL,
                   downsample_impl: str = DEFAULT_DOWNSAMPLE_IMPL) -> Networks:
-  """Builds encoder, decoder and (optionally) discriminator.
+  """Builds the encoder and the decoder.
 
   Args:
     model_config: ``config.model`` (architecture, latent_dim, widths).
     observation_shape: (H, W, C) of the data; C sets the decoder's output.
-    use_discriminator: whether the objective needs a TC discriminator.
     upsample_impl: implementation of the decoder's upconvolutions (one of
       ``layers.UPSAMPLE_IMPLS``; 'conv_transpose' is the plain form).
     downsample_impl: implementation of the encoder's stride-2 convolutions
@@ -82,7 +78,15 @@ def make_networks(model_config, observation_shape, use_discriminator: bool,
                     channels=arch["decoder_channels"],
                     hidden=arch["decoder_hidden"],
                     upsample_impl=upsample_impl)
-  discriminator = (Discriminator(hidden=arch["disc_hidden"],
-                                 num_layers=arch["disc_layers"])
-                   if use_discriminator else None)
-  return Networks(encoder, decoder, discriminator)
+  return Networks(encoder, decoder)
+
+
+def make_discriminator(model_config) -> Discriminator:
+  """The TC discriminator of ``model_config``'s architecture preset.
+
+  Raises:
+    ValueError: if ``model_config.architecture`` names no preset.
+  """
+  arch = resolve_architecture(model_config)
+  return Discriminator(hidden=arch["disc_hidden"],
+                       num_layers=arch["disc_layers"])

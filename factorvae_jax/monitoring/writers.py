@@ -22,12 +22,13 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 import uuid
 from typing import Mapping, Optional
 
 import numpy as np
+
+from factorvae_jax.utils.files import write_atomically
 
 _RESERVED_KEYS = ("step", "time")
 _TENSORBOARD_SUBDIR = "tensorboard"
@@ -116,11 +117,6 @@ class MetricWriter:
     self._closed = False
     _drop_partial_last_line(self._jsonl_path)
     self._jsonl = self._open_jsonl()
-
-  @property
-  def jsonl_path(self) -> str:
-    """Path of the JSON-lines metrics file."""
-    return self._jsonl_path
 
   @property
   def tensorboard_dir(self) -> Optional[str]:
@@ -342,18 +338,5 @@ def _rewrite_jsonl_up_to(path: str, step: int) -> int:
         dropped += 1
   if bad:
     logging.warning("Dropped %d unparseable lines from %s.", bad, path)
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp_path = tempfile.mkstemp(
-      dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-  try:
-    os.chmod(tmp_path, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.writelines(kept)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp_path, path)
-  except BaseException:
-    if os.path.exists(tmp_path):
-      os.remove(tmp_path)
-    raise
+  write_atomically(path, lambda f: f.writelines(kept))
   return dropped + bad

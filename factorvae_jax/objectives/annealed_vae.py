@@ -22,14 +22,9 @@ from typing import Mapping, Optional
 import jax
 import jax.numpy as jnp
 
+from factorvae_jax import parallel
 from factorvae_jax.objectives import base
 from factorvae_jax.objectives import vae
-
-SWEEP = {"c_max": [5.0, 10.0, 25.0, 50.0, 75.0, 100.0]}
-# gamma and iteration_threshold are dlib's study values; dlib has no default
-# c_max (gin.REQUIRED): 25 nats is our choice (Burgess et al.'s dSprites run).
-DEFAULT_HPARAMS = {"gamma": 1000.0, "c_max": 25.0,
-                   "iteration_threshold": 100000.0}
 
 
 def capacity(step: jax.Array, c_max: jax.Array,
@@ -43,7 +38,7 @@ def compute_loss(outputs: base.VAEOutputs, hparams: Mapping[str, jax.Array],
                  step: jax.Array, axis_name: Optional[str]):
   """recon + gamma * |KL - C(step)|; see the module docstring."""
   recon, kl = vae.reconstruction_and_kl(outputs)
-  kl_global = jnp.mean(base.gather_batch(
+  kl_global = jnp.mean(parallel.gather_batch(
       vae.kl_per_example(outputs.mean, outputs.logvar), axis_name))
   c = capacity(step, hparams["c_max"], hparams["iteration_threshold"])
   gap = jnp.abs(kl_global - c)

@@ -25,7 +25,7 @@ plug-in TC of the minibatch aggregate posterior (1/M) sum_j q(z|x_j), which is
 what tests/test_objectives.py checks against an analytic Gaussian TC.)
 
 Under pmap the estimator needs the whole batch: z, mean and logvar are
-gathered (``base.gather_batch``) and TC_hat is computed identically on every
+gathered (``parallel.gather_batch``) and TC_hat is computed identically on every
 device, with M the global batch size; see base.py for why the gradient then
 matches the single-device one after ``pmean``.
 """
@@ -38,14 +38,10 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
+from factorvae_jax import parallel
 from factorvae_jax.objectives import base
 from factorvae_jax.objectives import vae
 from factorvae_jax.objectives.gaussian import log_density_diag_gaussian
-
-SWEEP = {"beta": [1.0, 2.0, 4.0, 6.0, 8.0, 10.0]}
-# dlib has no default beta (gin.REQUIRED): 6 is our choice. dataset_size = 0
-# is dlib's form of the estimator (no log(N M) terms).
-DEFAULT_HPARAMS = {"beta": 6.0, "dataset_size": 0.0}
 
 
 def total_correlation(z: jax.Array, mean: jax.Array,
@@ -82,9 +78,9 @@ def compute_loss(outputs: base.VAEOutputs, hparams: Mapping[str, jax.Array],
   """recon + KL + (beta - 1) * TC_hat; see the module docstring."""
   del step
   recon, kl = vae.reconstruction_and_kl(outputs)
-  z = base.gather_batch(outputs.z, axis_name)
-  mean = base.gather_batch(outputs.mean, axis_name)
-  logvar = base.gather_batch(outputs.logvar, axis_name)
+  z = parallel.gather_batch(outputs.z, axis_name)
+  mean = parallel.gather_batch(outputs.mean, axis_name)
+  logvar = parallel.gather_batch(outputs.logvar, axis_name)
   tc = total_correlation(z, mean, logvar) + mws_correction(
       z.shape[1], z.shape[0], hparams["dataset_size"])
   loss = recon + kl + (hparams["beta"] - 1.0) * tc

@@ -16,12 +16,6 @@ import jax
 from factorvae_jax.objectives import base
 from factorvae_jax.objectives import vae
 
-# disentanglement_lib's unsupervised study (Locatello et al. 2019).
-SWEEP = {"beta": [1.0, 2.0, 4.0, 6.0, 8.0, 16.0]}
-# dlib has no default (gin.REQUIRED); 4 is our choice (Higgins et al.'s
-# dSprites setting).
-DEFAULT_HPARAMS = {"beta": 4.0}
-
 
 def compute_loss(outputs: base.VAEOutputs, hparams: Mapping[str, jax.Array],
                  step: jax.Array, axis_name: Optional[str]):

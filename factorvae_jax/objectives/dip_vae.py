@@ -15,7 +15,7 @@ sweeping lambda_od. The two types are separate objectives (the type is a
 static choice, not an hparam).
 
 Under pmap the covariance is taken over the global batch
-(``base.gather_batch`` of mean and logvar), computed identically on every
+(``parallel.gather_batch`` of mean and logvar), computed identically on every
 device; see base.py.
 """
 
@@ -26,13 +26,10 @@ from typing import Mapping, Optional
 import jax
 import jax.numpy as jnp
 
+from factorvae_jax import parallel
 from factorvae_jax.objectives import base
 from factorvae_jax.objectives import vae
 
-SWEEP = {"lambda_od": [1.0, 2.0, 5.0, 10.0, 20.0, 50.0]}
-# dlib has no default lambda_od (gin.REQUIRED): 10 is our choice.
-# lambda_d_factor is dlib's study value for each type.
-DEFAULT_HPARAMS_I = {"lambda_od": 10.0, "lambda_d_factor": 10.0}
 DEFAULT_HPARAMS_II = {"lambda_od": 10.0, "lambda_d_factor": 1.0}
 
 _TYPES = ("i", "ii")
@@ -74,12 +71,12 @@ def make_compute_loss(dip_type: str):
     """recon + KL + DIP regulariser; see the module docstring."""
     del step
     recon, kl = vae.reconstruction_and_kl(outputs)
-    mean = base.gather_batch(outputs.mean, axis_name)
+    mean = parallel.gather_batch(outputs.mean, axis_name)
     if dip_type == "i":
       cov = covariance(mean)
     else:
       cov = aggregate_posterior_covariance(
-          mean, base.gather_batch(outputs.logvar, axis_name))
+          mean, parallel.gather_batch(outputs.logvar, axis_name))
     lambda_od = hparams["lambda_od"]
     reg, off_diagonal, diagonal = dip_regulariser(
         cov, lambda_od, hparams["lambda_d_factor"] * lambda_od)

@@ -17,6 +17,13 @@ the product of marginals** (each latent dimension permuted independently across
 the batch). Swapping the labels flips the sign of the TC estimate and turns the
 penalty into a reward; other implementations disagree here, so check before
 porting a discriminator.
+
+The discriminator is this objective's ``Auxiliary``: it is built from
+``config.model`` (``disc_hidden``, ``disc_layers`` of the architecture preset),
+trained with ``config.optim.disc_*`` Adam, and its update permutes the
+latents of the whole (global) batch: those of an independent second batch
+(``config.model.second_batch=True``, Kim & Mnih's Algorithm 1) or of the
+step's own batch (``False``, disentanglement_lib).
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from factorvae_jax import parallel
+from factorvae_jax.models import make_discriminator
+from factorvae_jax.monitoring import DiscriminatorWatch
 from factorvae_jax.objectives import base
-from factorvae_jax.objectives.gaussian import kl_to_standard_normal
-from factorvae_jax.objectives.reconstruction import bernoulli_reconstruction
+from factorvae_jax.objectives import vae
 
 JOINT_LABEL = 0
 PERMUTED_LABEL = 1
@@ -85,14 +94,67 @@ def compute_loss(outputs: base.VAEOutputs, hparams: Mapping[str, jax.Array],
                  step: jax.Array, axis_name: Optional[str]):
   """FactorVAE's VAE loss; see the module docstring."""
   del step, axis_name  # Every term is a per-example mean.
-  recon = bernoulli_reconstruction(outputs.logits, outputs.images)
-  kl = jnp.mean(jnp.sum(kl_to_standard_normal(outputs.mean, outputs.logvar), 1))
-  tc = estimate_total_correlation(outputs.disc_logits)
+  recon, kl = vae.reconstruction_and_kl(outputs)
+  tc = estimate_total_correlation(outputs.aux)
   loss = recon + kl + hparams["gamma"] * tc
-  return loss, {"reconstruction": recon, "kl": kl, "tc_estimate": tc,
-                "elbo": -(recon + kl), "loss": loss}
+  return loss, vae.elbo_metrics(recon, kl, loss, tc_estimate=tc)
+
+
+def make_discriminator_optimizer(optim_config) -> optax.GradientTransformation:
+  """Adam for the discriminator from ``config.optim.disc_*`` (paper: 1e-4,
+  betas (0.5, 0.9))."""
+  return optax.adam(optim_config.disc_learning_rate,
+                    b1=optim_config.disc_beta1, b2=optim_config.disc_beta2,
+                    eps=optim_config.adam_eps)
+
+
+def make_auxiliary(config) -> base.Auxiliary:
+  """The TC discriminator, its optimiser and its update, from ``config``.
+
+  Args:
+    config: the experiment config (``model``, ``optim`` and the
+      ``disc_watch_*`` fields are read).
+
+  Returns:
+    The ``Auxiliary`` the train step runs after the VAE update.
+  """
+  network = make_discriminator(config.model)
+  second_batch = bool(config.model.get("second_batch", True))
+
+  def prepare(inputs: base.AuxiliaryInputs):
+    k_eps2, k_perm = inputs.keys
+    z_source = (inputs.sample_latents(inputs.batch["x2"], k_eps2)
+                if second_batch else inputs.z)
+    # Permute over the global batch so the product-of-marginals samples do
+    # not depend on how the batch is split across devices.
+    index, _ = parallel.device_position(inputs.axis_name)
+    z_perm = parallel.local_slice(
+        permute_dims(k_perm, parallel.gather_batch(z_source, inputs.axis_name)),
+        index, inputs.z.shape[0])
+    return inputs.z, z_perm
+
+  def loss(params, data):
+    z, z_perm = data
+    return discriminator_loss(network.apply(params, z),
+                              network.apply(params, z_perm))
+
+  def make_watch(run_config) -> base.Watch:
+    watch = DiscriminatorWatch(run_config.disc_watch_warmup_steps,
+                               run_config.disc_watch_window_steps)
+    return lambda step, scalars: watch.update(step, scalars["disc_accuracy"])
+
+  return base.Auxiliary(
+      network=network,
+      optimizer=make_discriminator_optimizer(config.optim),
+      extra_batch=second_batch,
+      apply_for_vae=network.apply,
+      prepare=prepare,
+      loss=loss,
+      make_watch=make_watch)
 
 
 FACTOR_VAE = base.Objective(
     name="factor_vae", hparam_names=("gamma",), compute_loss=compute_loss,
-    uses_discriminator=True)
+    make_auxiliary=make_auxiliary,
+    progress_metrics=("loss", "reconstruction", "kl", "tc_estimate",
+                      "disc_accuracy"))

@@ -18,8 +18,6 @@ from factorvae_jax.objectives import base
 from factorvae_jax.objectives.gaussian import kl_to_standard_normal
 from factorvae_jax.objectives.reconstruction import bernoulli_reconstruction
 
-# No hyperparameters: a single configuration.
-SWEEP: dict[str, list[float]] = {}
 DEFAULT_HPARAMS: dict[str, float] = {}
 
 

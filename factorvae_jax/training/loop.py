@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from typing import Any, Optional
 
 from absl import logging
-import flax.jax_utils
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from factorvae_jax import data as data_lib
-from factorvae_jax import objectives
+from factorvae_jax.builder import AXIS_NAME, Checkpointer, TrainedModel, TrainState, build_step_config, init_state
+from factorvae_jax.builder import run_config
 from factorvae_jax.evaluation import evaluate as evaluation
-from factorvae_jax.models import make_networks
-from factorvae_jax.monitoring import DiscriminatorWatch, MetricWriter, ProgressBar
-from factorvae_jax.training import run_config
-from factorvae_jax.training.checkpointing import Checkpointer
-from factorvae_jax.training.train_state import StepConfig, TrainState, create_train_state, make_optimizers, read_hparams
+from factorvae_jax.monitoring import MetricWriter, ProgressBar
+from factorvae_jax.training.preemption import StopSignals
 from factorvae_jax.training.train_step import train_steps
-from factorvae_jax.visualisation import grids
-
-AXIS_NAME = "batch"
+from factorvae_jax.visualisation.snapshots import SnapshotWriter
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -34,35 +27,13 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-  """Ctrl-C during training; a checkpoint of the last finished step was saved.
+  """SIGINT/SIGTERM during training or the final evaluation.
 
-  A ``KeyboardInterrupt``, so notebooks and callers that catch that still do.
+  Raised after a checkpoint of the last finished step was saved and the
+  writers were closed. A ``KeyboardInterrupt``, so notebooks and callers that
+  catch that still do; ``experiments.run`` exits with
+  ``preemption.EXIT_RESUMABLE``.
   """
-
-
-def build_step_config(config: ml_collections.ConfigDict,
-                      dataset: data_lib.GroundTruthData,
-                      axis_name: Optional[str] = AXIS_NAME) -> StepConfig:
-  """Networks, objective and optimisers of ``config`` for ``dataset``."""
-  objective = objectives.get_objective(config.model.name)
-  networks = make_networks(config.model, dataset.observation_shape,
-                           objective.uses_discriminator)
-  vae_tx, disc_tx = make_optimizers(config)
-  return StepConfig(networks=networks, objective=objective, vae_tx=vae_tx,
-                    disc_tx=disc_tx,
-                    second_batch=bool(config.model.get("second_batch", True)),
-                    axis_name=axis_name)
-
-
-def init_state(config: ml_collections.ConfigDict, step_config: StepConfig,
-               dataset: data_lib.GroundTruthData) -> TrainState:
-  """The step-0 train state of ``config`` (parameters from ``config.seed``)."""
-  # Jitted, initialisation compiles once instead of op by op (about half the
-  # start-up time; the parameters are bit-identical, docs/performance.md).
-  return jax.jit(create_train_state, static_argnums=(0, 2))(
-      step_config, jax.random.PRNGKey(config.seed),
-      tuple(dataset.observation_shape),
-      read_hparams(step_config.objective, config.model))
 
 
 def _first_non_finite(metrics: dict, first_step: int) -> Optional[str]:
@@ -87,7 +58,7 @@ def _first_non_finite(metrics: dict, first_step: int) -> Optional[str]:
 
 def _host_metrics(metrics: Any) -> dict:
   """Device 0's copy of pmean-ed chunk metrics as numpy arrays."""
-  return {k: np.asarray(v[0]) for k, v in jax.device_get(metrics).items()}
+  return {k: np.asarray(v) for k, v in unreplicate(metrics).items()}
 
 
 def _scalar_summary(chunks: list[dict]) -> dict:
@@ -110,35 +81,25 @@ def _numeric(scores: dict, prefix: str) -> dict:
           if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
 
 
-class _Visualiser:
-  """Encodes a fixed set of images and writes reconstruction/traversal PNGs."""
+def replicate(tree: Any) -> Any:
+  """Copies ``tree`` to every local device, as ``pmap`` lays out its outputs.
 
-  def __init__(self, step_config: StepConfig, dataset, workdir: str,
-               seed: int, num_images: int = 8, num_traversed: int = 3):
-    nets = step_config.networks
-    self._encode = jax.jit(lambda p, x: nets.encoder.apply(p, x))
-    self._decode = jax.jit(
-        lambda p, z: jax.nn.sigmoid(nets.decoder.apply(p, z)))
-    self._images = dataset.sample_observations(
-        num_images, np.random.RandomState(seed))
-    self._num_traversed = num_traversed
-    self._dir = os.path.join(workdir, "images")
+  The copies carry the sharding a pmapped function returns, so the train
+  step's first call hits the same compilation as every later call (which
+  receive its outputs). ``flax.jax_utils.replicate`` lays them out on another
+  mesh, which made the step compile twice.
+  """
+  if not jax.tree.leaves(tree):  # E.g. procedural data: nothing to copy.
+    return tree
+  stacked = jax.tree.map(
+      lambda x: np.broadcast_to(np.asarray(x), (jax.local_device_count(),
+                                                *np.shape(x))), tree)
+  return jax.pmap(lambda x: x, axis_name=AXIS_NAME)(stacked)
 
-  def write(self, vae_params, step: int, writer: MetricWriter) -> None:
-    mean, logvar = self._encode(vae_params["encoder"], self._images)
-    recon = np.asarray(self._decode(vae_params["decoder"], mean))
-    recon_grid = grids.make_reconstruction_grid(self._images, recon)
-    kl = np.asarray(jnp.mean(
-        0.5 * (mean ** 2 + jnp.exp(logvar) - logvar - 1.0), axis=0))
-    decode = lambda z: np.asarray(self._decode(vae_params["decoder"], z))
-    traversal_grid = grids.make_traversal_grid(
-        decode, np.asarray(mean[:self._num_traversed]), kl_per_dim=kl)
-    grids.save_png(os.path.join(self._dir, f"reconstructions_{step:08d}.png"),
-                   recon_grid)
-    grids.save_png(os.path.join(self._dir, f"traversals_{step:08d}.png"),
-                   traversal_grid)
-    writer.write_images(step, {"reconstructions": recon_grid,
-                               "traversals": traversal_grid})
+
+def unreplicate(tree: Any) -> Any:
+  """Device 0's copy of a replicated tree, on the host."""
+  return jax.device_get(jax.tree.map(lambda x: x[0], tree))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -148,6 +109,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Writes to ``workdir``: ``config.json``, ``data_source.json``,
   ``checkpoints/``, ``metrics.jsonl``, ``tensorboard/``, ``images/`` and, after
   the final evaluation, ``results.json``.
+
+  SIGINT and SIGTERM (Ctrl-C, a notebook's interrupt, a scheduler's
+  preemption) are handled while it runs: the current chunk of steps finishes,
+  a checkpoint of it is saved, the writers are closed and
+  ``TrainingInterrupted`` is raised; calling it again resumes.
 
   Args:
     config: an experiment config (see ``experiments/configs``).
@@ -159,10 +125,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Raises:
     NonFiniteLossError: a loss became NaN/Inf; checkpoints up to the last good
       step are kept.
-    TrainingInterrupted: Ctrl-C; the last finished step was checkpointed.
+    TrainingInterrupted: a stop signal; the last finished step was saved.
     ValueError: the config is inconsistent, or differs from the one the
       workdir's checkpoints were trained with.
   """
+  with StopSignals() as stop:
+    return _train_and_evaluate(config, workdir, stop)
+
+
+def _train_and_evaluate(config, workdir, stop: StopSignals) -> TrainState:
   start_time = time.monotonic()
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
@@ -171,8 +142,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   dataset = data_lib.make_dataset(config.data)
   logging.info("Data: %s", dataset.source)
-  step_config = build_step_config(config, dataset)
-  state = init_state(config, step_config, dataset)
+  step_config = build_step_config(config, dataset.observation_shape)
+  state = init_state(config, step_config, dataset.observation_shape)
 
   checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
                               config.keep_checkpoints)
@@ -184,14 +155,47 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   start_step = int(state.step)
 
   writer = MetricWriter(workdir)
-  writer.truncate_after(start_step)
-  writer.write_text(start_step, "data_source", dataset.source)
-  visualiser = _Visualiser(step_config, dataset, workdir, config.eval_seed)
-  watch = (DiscriminatorWatch(config.disc_watch_warmup_steps,
-                              config.disc_watch_window_steps)
-           if step_config.uses_discriminator else None)
+  try:
+    writer.truncate_after(start_step)
+    writer.write_text(start_step, "data_source", dataset.source)
+    host_state = _train(config, workdir, dataset, step_config, state,
+                        checkpointer, writer, stop, start_time)
+    if config.final_eval:
+      try:
+        results = evaluation.evaluate_state(
+            config, step_config.networks.encoder,
+            host_state.vae_params["encoder"], dataset, int(host_state.step),
+            sizes=config.final_eval_sizes,
+            metric_names=config.final_eval_metrics,
+            should_stop=lambda: stop.requested)
+      except evaluation.EvaluationInterrupted:
+        raise TrainingInterrupted(
+            f"{stop.signal_name}: stopped the final evaluation. Training is "
+            f"complete and saved (step {int(host_state.step)} in "
+            f"{checkpointer.directory}); evaluate it with python -m "
+            f"experiments.evaluate --workdir={workdir}") from None
+      evaluation.write_results(results, workdir)
+      writer.write_scalars(int(host_state.step),
+                           _numeric(results["scores"], "final/"))
+      print(evaluation.format_table(results))
+  finally:
+    writer.close()
+  return host_state
 
-  local_batch = config.batch_size // num_devices
+
+def _train(config, workdir, dataset, step_config, state, checkpointer,
+           writer, stop: StopSignals, start_time: float) -> TrainState:
+  """The training loop proper: chunks of steps until done or stopped."""
+  start_step = int(state.step)
+  snapshots = SnapshotWriter(
+      dataset.sample_observations(8, np.random.RandomState(config.eval_seed)),
+      os.path.join(workdir, "images"))
+  aux = step_config.auxiliary
+  watch = (aux.make_watch(config)
+           if aux is not None and aux.make_watch is not None else None)
+  shown = step_config.objective.progress_metrics
+
+  local_batch = config.batch_size // jax.local_device_count()
   compiled = {}
 
   def run_chunk(num_steps, state, arrays):
@@ -203,8 +207,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           axis_name=AXIS_NAME, donate_argnums=(0,))
     return compiled[num_steps](state, arrays)
 
-  device_arrays = flax.jax_utils.replicate(dataset.device_arrays())
-  device_state = flax.jax_utils.replicate(state)
+  device_arrays = replicate(dataset.device_arrays())
+  device_state = replicate(state)
   progress = ProgressBar(config.num_steps, initial_step=start_step)
   pending = []  # Chunk metrics since the last log line.
   step = start_step
@@ -216,8 +220,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     checkpointer.save(s)
     last_saved = int(s.step)
 
+  def evaluate_now(s) -> bool:
+    """Periodic evaluation; False if a stop signal cut it short."""
+    try:
+      scores = evaluation.evaluate_state(
+          config, step_config.networks.encoder, s.vae_params["encoder"],
+          dataset, int(s.step), sizes=config.periodic_eval_sizes,
+          metric_names=config.periodic_eval_metrics,
+          should_stop=lambda: stop.requested)
+    except evaluation.EvaluationInterrupted:
+      return False
+    writer.write_scalars(int(s.step), _numeric(scores["scores"], "eval/"))
+    return True
+
   try:
-    while step < config.num_steps:
+    while step < config.num_steps and not stop.requested:
       chunk = min(config.steps_per_dispatch, config.num_steps - step)
       # The old state's buffers are donated; on a NaN nothing of the new one
       # is ever saved.
@@ -241,9 +258,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       step += chunk
       pending.append(metrics)
       progress.update(step, {k: float(v[-1]) for k, v in metrics.items()
-                             if v.ndim == 1 and k in ("loss", "reconstruction",
-                                                      "kl", "tc_estimate",
-                                                      "disc_accuracy")})
+                             if v.ndim == 1 and k in shown})
       needs_host = (step % config.log_every_steps == 0 or
                     step % config.checkpoint_every_steps == 0 or
                     step % config.image_every_steps == 0 or
@@ -252,7 +267,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                     step == config.num_steps)
       if not needs_host:
         continue
-      host_state = jax.device_get(flax.jax_utils.unreplicate(device_state))
+      host_state = unreplicate(device_state)
       if step % config.log_every_steps == 0 or step == config.num_steps:
         scalars = _scalar_summary(pending)
         rate = progress.steps_per_second()
@@ -260,45 +275,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           scalars["steps_per_second"] = rate
         writer.write_scalars(step, scalars)
         pending = []
-        if watch is not None:
-          warning = watch.update(step, scalars["disc_accuracy"])
-          if warning:
-            logging.warning("step %d: %s", step, warning)
-            writer.write_text(step, "warnings", warning)
+        warning = watch(step, scalars) if watch is not None else None
+        if warning:
+          logging.warning("step %d: %s", step, warning)
+          writer.write_text(step, "warnings", warning)
       if step % config.checkpoint_every_steps == 0:
         save(host_state)
       if step % config.image_every_steps == 0 or step == config.num_steps:
-        visualiser.write(host_state.vae_params, step, writer)
+        pictures = snapshots.write(
+            TrainedModel(step_config.networks, host_state.vae_params, step),
+            step)
+        writer.write_images(step, pictures)
       if config.eval_every_steps and step % config.eval_every_steps == 0:
-        scores = evaluation.evaluate_state(
-            config, step_config, dataset, host_state,
-            sizes=config.periodic_eval_sizes,
-            metric_names=config.periodic_eval_metrics)
-        writer.write_scalars(step, _numeric(scores["scores"], "eval/"))
-    host_state = jax.device_get(flax.jax_utils.unreplicate(device_state))
+        evaluate_now(host_state)
+    # Finished or stopped: the device state is consistent after every chunk.
+    host_state = unreplicate(device_state)
     save(host_state)
-  except KeyboardInterrupt:
-    # Keep the work finished so far: the device state is consistent after
-    # every completed chunk.
-    host_state = jax.device_get(flax.jax_utils.unreplicate(device_state))
-    logging.warning("Interrupted at step %d; saving a checkpoint.",
-                    int(host_state.step))
-    save(host_state)
-    raise TrainingInterrupted(
-        f"Interrupted at step {int(host_state.step)}; the checkpoint is in "
-        f"{checkpointer.directory}. Run the same command again to resume.")
   finally:
     progress.close()
-    checkpointer.close()  # Waits for pending asynchronous saves.
+    checkpointer.close()  # Waits for the pending asynchronous save.
+  if stop.requested:
     writer.flush()
-
-  if config.final_eval:
-    results = evaluation.evaluate_state(
-        config, step_config, dataset, host_state,
-        sizes=config.final_eval_sizes,
-        metric_names=config.final_eval_metrics)
-    evaluation.write_results(results, workdir)
-    writer.write_scalars(step, _numeric(results["scores"], "final/"))
-    print(evaluation.format_table(results))
-  writer.close()
+    message = (f"{stop.signal_name}: stopped at step {int(host_state.step)} "
+               f"of {config.num_steps}; the checkpoint is in "
+               f"{checkpointer.directory}. Run the same command again to "
+               f"resume.")
+    logging.warning(message)
+    raise TrainingInterrupted(message)
   return host_state

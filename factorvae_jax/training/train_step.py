@@ -1,13 +1,14 @@
 """The pure train step and its multi-step (``lax.scan``) driver.
 
 ``train_step(step_config, state, batch, key) -> (state, metrics)`` updates the
-VAE and (for FactorVAE) the discriminator once, both from the parameters as
-they were before the step. It is:
+VAE, then the objective's auxiliary networks if it has any (FactorVAE: the
+discriminator, ``objectives/factorvae.py``), both from the parameters as they
+were before the step. It is:
   * pure: all randomness comes from ``key``;
   * data parallel: with ``step_config.axis_name`` set and run under
     ``jax.pmap``, each device holds a shard of the global batch, gradients are
     averaged with ``lax.pmean``, and every random draw that spans the batch
-    (reparameterisation noise, the dimension-wise permutation) is made for the
+    (reparameterisation noise, FactorVAE's permutation) is made for the
     *global* batch and sliced, so the result does not depend on the number of
     devices;
   * ``jax.vmap``-able over a leading model axis of ``state`` (and ``key``).
@@ -15,47 +16,28 @@ they were before the step. It is:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from factorvae_jax.objectives.base import VAEOutputs, gather_batch
-from factorvae_jax.objectives.factorvae import discriminator_loss, permute_dims
+from factorvae_jax.builder.state import StepConfig, TrainState
+from factorvae_jax.objectives.base import AuxiliaryInputs, VAEOutputs
 from factorvae_jax.objectives.gaussian import kl_to_standard_normal, sample_diag_gaussian
-from factorvae_jax.training.train_state import StepConfig, TrainState
-
-
-def _device_position(axis_name: Optional[str]) -> tuple[Any, int]:
-  """(index of this device, number of devices) along ``axis_name``."""
-  if axis_name is None:
-    return 0, 1
-  return jax.lax.axis_index(axis_name), jax.lax.axis_size(axis_name)
-
-
-def _local_slice(x: jax.Array, index, local_size: int) -> jax.Array:
-  """Rows [index * local_size, (index + 1) * local_size) of ``x``."""
-  return jax.lax.dynamic_slice_in_dim(x, index * local_size, local_size, 0)
-
-
-def draw_global_normal(key: jax.Array, local_shape: tuple[int, int],
-                       axis_name: Optional[str]) -> jax.Array:
-  """Standard normal noise drawn for the global batch, this device's rows."""
-  index, count = _device_position(axis_name)
-  full = jax.random.normal(key, (local_shape[0] * count, local_shape[1]))
-  return _local_slice(full, index, local_shape[0])
+from factorvae_jax.parallel import device_position, draw_global_normal, local_slice
 
 
 def train_step(step_config: StepConfig, state: TrainState, batch: dict,
                key: jax.Array) -> tuple[TrainState, dict]:
-  """One update of the VAE and (if used) the discriminator.
+  """One update of the VAE and (if the objective has any) its auxiliary nets.
 
   Args:
     step_config: static configuration (networks, objective, optimisers).
     state: the train state (this device's replica under pmap).
-    batch: ``{'x': images [B, H, W, C] in [0, 1]}`` plus, for FactorVAE with
-      ``second_batch``, ``'x2'`` of the same shape (this device's shard).
+    batch: ``{'x': images [B, H, W, C] in [0, 1]}`` plus, when the objective's
+      auxiliary networks want an extra batch, ``'x2'`` of the same shape
+      (this device's shard).
     key: PRNG key for this step (identical on every device).
 
   Returns:
@@ -64,19 +46,21 @@ def train_step(step_config: StepConfig, state: TrainState, batch: dict,
   """
   cfg = step_config
   nets = cfg.networks
+  aux = cfg.auxiliary
   x = batch["x"]
   latent_dim = nets.encoder.latent_dim
-  k_eps, k_eps2, k_perm = jax.random.split(key, 3)
-  eps = draw_global_normal(k_eps, (x.shape[0], latent_dim), cfg.axis_name)
+  # One key for the VAE's noise, two for the auxiliary update.
+  keys = jax.random.split(key, 3)
+  eps = draw_global_normal(keys[0], (x.shape[0], latent_dim), cfg.axis_name)
 
   def vae_loss_fn(vae_params):
     mean, logvar = nets.encoder.apply(vae_params["encoder"], x)
     z = sample_diag_gaussian(eps, mean, logvar)
     logits = nets.decoder.apply(vae_params["decoder"], z)
-    disc_logits = (nets.discriminator.apply(state.disc_params, z)
-                   if cfg.uses_discriminator else None)
+    aux_out = (aux.apply_for_vae(state.disc_params, z)
+               if aux is not None else None)
     outputs = VAEOutputs(images=x, mean=mean, logvar=logvar, z=z,
-                         logits=logits, disc_logits=disc_logits)
+                         logits=logits, aux=aux_out)
     loss, metrics = cfg.objective.compute_loss(outputs, state.hparams,
                                                state.step, cfg.axis_name)
     metrics = dict(metrics)
@@ -86,45 +70,33 @@ def train_step(step_config: StepConfig, state: TrainState, batch: dict,
   vae_grads, (metrics, z) = jax.grad(vae_loss_fn, has_aux=True)(
       state.vae_params)
 
-  if cfg.uses_discriminator:
-    # The discriminator sees the latents as data: no gradient reaches the VAE.
-    z = jax.lax.stop_gradient(z)
-    if cfg.second_batch:
-      mean2, logvar2 = nets.encoder.apply(state.vae_params["encoder"],
-                                          batch["x2"])
-      eps2 = draw_global_normal(k_eps2, mean2.shape, cfg.axis_name)
-      z_source = jax.lax.stop_gradient(
-          sample_diag_gaussian(eps2, mean2, logvar2))
-    else:
-      z_source = z
-    # Permute over the global batch so the product-of-marginals samples do
-    # not depend on how the batch is split across devices.
-    index, _ = _device_position(cfg.axis_name)
-    z_perm = _local_slice(
-        permute_dims(k_perm, gather_batch(z_source, cfg.axis_name)), index,
-        z.shape[0])
+  if aux is not None:
+    def sample_latents(images, sample_key):
+      mean, logvar = nets.encoder.apply(state.vae_params["encoder"], images)
+      noise = draw_global_normal(sample_key, mean.shape, cfg.axis_name)
+      return jax.lax.stop_gradient(sample_diag_gaussian(noise, mean, logvar))
 
-    def disc_loss_fn(disc_params):
-      logits_joint = nets.discriminator.apply(disc_params, z)
-      logits_perm = nets.discriminator.apply(disc_params, z_perm)
-      return discriminator_loss(logits_joint, logits_perm)
-
-    disc_grads, disc_metrics = jax.grad(disc_loss_fn, has_aux=True)(
-        state.disc_params)
-    metrics.update(disc_metrics)
+    # The auxiliary networks see the latents as data: no gradient reaches
+    # the VAE.
+    aux_data = aux.prepare(AuxiliaryInputs(
+        z=jax.lax.stop_gradient(z), batch=batch, keys=keys[1:],
+        sample_latents=sample_latents, axis_name=cfg.axis_name))
+    aux_grads, aux_metrics = jax.grad(aux.loss, has_aux=True)(
+        state.disc_params, aux_data)
+    metrics.update(aux_metrics)
   else:
-    disc_grads = state.disc_params  # An empty dict.
+    aux_grads = state.disc_params  # An empty dict.
 
   if cfg.axis_name is not None:
-    vae_grads, disc_grads, metrics = jax.lax.pmean(
-        (vae_grads, disc_grads, metrics), cfg.axis_name)
+    vae_grads, aux_grads, metrics = jax.lax.pmean(
+        (vae_grads, aux_grads, metrics), cfg.axis_name)
 
   updates, vae_opt_state = cfg.vae_tx.update(vae_grads, state.vae_opt_state,
                                              state.vae_params)
   vae_params = optax.apply_updates(state.vae_params, updates)
-  if cfg.uses_discriminator:
-    updates, disc_opt_state = cfg.disc_tx.update(
-        disc_grads, state.disc_opt_state, state.disc_params)
+  if aux is not None:
+    updates, disc_opt_state = aux.optimizer.update(
+        aux_grads, state.disc_opt_state, state.disc_params)
     disc_params = optax.apply_updates(state.disc_params, updates)
   else:
     disc_params, disc_opt_state = state.disc_params, state.disc_opt_state
@@ -151,16 +123,16 @@ def sample_train_batch(step_config: StepConfig, sample_fn: Callable,
     local_batch_size: per-device batch size.
 
   Returns:
-    ``{'x': ...}`` and, when the step needs it, ``{'x2': ...}``.
+    ``{'x': ...}`` and, when the auxiliary networks want it, ``{'x2': ...}``.
   """
-  index, count = _device_position(step_config.axis_name)
+  index, count = device_position(step_config.axis_name)
   global_size = local_batch_size * count
   k1, k2 = jax.random.split(key)
-  batch = {"x": _local_slice(sample_fn(data_arrays, k1, global_size), index,
-                             local_batch_size)}
-  if step_config.uses_discriminator and step_config.second_batch:
-    batch["x2"] = _local_slice(sample_fn(data_arrays, k2, global_size), index,
-                               local_batch_size)
+  batch = {"x": local_slice(sample_fn(data_arrays, k1, global_size), index,
+                            local_batch_size)}
+  if step_config.auxiliary is not None and step_config.auxiliary.extra_batch:
+    batch["x2"] = local_slice(sample_fn(data_arrays, k2, global_size), index,
+                              local_batch_size)
   return batch
 
 

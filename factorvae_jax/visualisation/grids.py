@@ -13,12 +13,12 @@ images and, with ``kl_per_dim``, a marker column of width
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image
+
+from factorvae_jax.utils.files import write_atomically
 
 # Extra spacing between the blocks of a traversal grid (one block per base
 # image); it sits on top of the ordinary ``pad`` so blocks read as groups.
@@ -336,20 +336,5 @@ def save_png(path, grid) -> None:
     raise ValueError(
         f"save_png expects shape [H, W] or [H, W, C] with C in {{1, 3, 4}}, "
         f"got {grid.shape}.")
-  path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp_path = tempfile.mkstemp(
-      dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-  try:
-    # mkstemp creates the file owner-only; a PNG is meant to be viewable.
-    os.chmod(tmp_path, 0o644)
-    with os.fdopen(fd, "wb") as f:
-      Image.fromarray(grid).save(f, format="PNG")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp_path, path)
-  except BaseException:
-    if os.path.exists(tmp_path):
-      os.remove(tmp_path)
-    raise
+  write_atomically(
+      path, lambda f: Image.fromarray(grid).save(f, format="PNG"), binary=True)

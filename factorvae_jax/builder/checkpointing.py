@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import jax
 import orbax.checkpoint as ocp
 
-from factorvae_jax.training.train_state import TrainState
+from factorvae_jax.builder.state import TrainState
 
 
 class Checkpointer:
@@ -53,15 +53,35 @@ class Checkpointer:
     Raises:
       FileNotFoundError: if there is no checkpoint.
     """
-    step = self.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    step = self._resolve_step(step)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
-  def wait(self) -> None:
-    """Blocks until pending saves are on disk."""
-    self._manager.wait_until_finished()
+  def _resolve_step(self, step: Optional[int]) -> int:
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    return step
+
+  def restore_part(self, template: Any, step: Optional[int] = None) -> Any:
+    """Restores only the parts of a saved train state that ``template`` has.
+
+    Args:
+      template: a nested dict with the train state's field names as keys,
+        e.g. ``{'vae_params': {'encoder': params}}``; only its leaves are read
+        from disk.
+      step: checkpoint step (default: latest).
+
+    Returns:
+      ``template``'s structure filled with the saved values.
+
+    Raises:
+      FileNotFoundError: if there is no checkpoint.
+    """
+    step = self._resolve_step(step)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    return self._manager.restore(step, args=ocp.args.PyTreeRestore(
+        item=abstract, partial_restore=True))
 
   def close(self) -> None:
     self._manager.wait_until_finished()

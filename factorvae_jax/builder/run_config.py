@@ -10,6 +10,8 @@ import sys
 import jax
 import ml_collections
 
+from factorvae_jax.utils.files import write_json_atomically
+
 # Settings that may change between a run and its resumption: they affect how
 # long training lasts and what is logged, not the parameters at a given step.
 RESUMABLE_CHANGES = frozenset({
@@ -18,7 +20,7 @@ RESUMABLE_CHANGES = frozenset({
     "final_eval", "final_eval_sizes", "periodic_eval_sizes", "eval_seed",
     "final_eval_metrics", "periodic_eval_metrics",
     "disc_watch_warmup_steps", "disc_watch_window_steps", "data.path",
-    "data.tfds_data_dir",
+    "data.tfds_data_dir", "data.scream_path", "dci_backend",
 })
 
 _INTERVALS = ("log_every_steps", "image_every_steps", "checkpoint_every_steps",
@@ -79,9 +81,12 @@ def check_resume_compatible(config: ml_collections.ConfigDict,
   with open(path) as f:
     saved = _flatten(json.load(f))
   current = _flatten(config_to_dict(config))
+  # A setting added after the checkpoint was written is compatible while it
+  # is unset (its empty value keeps the old behaviour).
   diffs = sorted(
       k for k in set(saved) | set(current)
-      if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+      if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k) and
+      not (k not in saved and current.get(k) in (None, "")))
   if diffs:
     details = "; ".join(
         f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}"
@@ -92,18 +97,11 @@ def check_resume_compatible(config: ml_collections.ConfigDict,
         f"original settings to resume.")
 
 
-def _write_json(path: str, payload: dict) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-
-
 def write_run_files(config: ml_collections.ConfigDict, dataset,
                     workdir: str) -> None:
   """Writes ``config.json`` and ``data_source.json`` into ``workdir``."""
-  _write_json(os.path.join(workdir, "config.json"), config_to_dict(config))
-  _write_json(os.path.join(workdir, "data_source.json"), {
+  write_json_atomically(os.path.join(workdir, "config.json"), config_to_dict(config))
+  write_json_atomically(os.path.join(workdir, "data_source.json"), {
       **dataset.describe(),
       "jax_version": jax.__version__,
       "python": sys.version.split()[0],

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from factorvae_jax.models.architectures import Networks
-from factorvae_jax.objectives.base import Objective
+from factorvae_jax.objectives.base import Auxiliary, Objective
 
 
 @flax.struct.dataclass
@@ -21,10 +21,12 @@ class TrainState:
   Attributes:
     step: int32 scalar, the number of updates applied so far.
     vae_params: ``{'encoder': ..., 'decoder': ...}``.
-    disc_params: the discriminator's parameters (``{}`` if the objective uses
-      none).
+    disc_params: the parameters of the objective's auxiliary networks
+      (FactorVAE: the discriminator; ``{}`` for an objective without any).
+      The name predates ``Auxiliary`` and is kept so that older checkpoints
+      restore.
     vae_opt_state: optax state of the VAE optimiser.
-    disc_opt_state: optax state of the discriminator optimiser.
+    disc_opt_state: optax state of the auxiliary optimiser.
     hparams: the objective's float hyperparameters (``{'gamma': 35.}``);
       part of the state so ``jax.vmap`` can train models with different values.
     rng: base PRNG key (uint32[2]); step ``s`` uses ``fold_in(rng, s)``, which
@@ -44,36 +46,24 @@ class StepConfig:
   """Static parts of the train step (hashable; closed over, never traced).
 
   Attributes:
-    networks: the Flax modules.
+    networks: the VAE's Flax modules.
     objective: the VAE objective.
     vae_tx: VAE optimiser.
-    disc_tx: discriminator optimiser (unused without a discriminator).
-    second_batch: FactorVAE only. True (Kim & Mnih's Algorithm 1): the
-      permuted samples come from an independent second batch. False
-      (disentanglement_lib): they come from permuting the first batch.
+    auxiliary: the objective's auxiliary networks and their update (FactorVAE:
+      the discriminator), or None.
     axis_name: pmap axis name, or None when the step is not pmapped.
   """
   networks: Networks
   objective: Objective
   vae_tx: optax.GradientTransformation
-  disc_tx: optax.GradientTransformation
-  second_batch: bool = True
+  auxiliary: Optional[Auxiliary] = None
   axis_name: Optional[str] = None
 
-  @property
-  def uses_discriminator(self) -> bool:
-    return self.objective.uses_discriminator
 
-
-def make_optimizers(config) -> tuple[optax.GradientTransformation,
-                                     optax.GradientTransformation]:
-  """Adam optimisers for the VAE and the discriminator from ``config.optim``."""
-  o = config.optim
-  vae_tx = optax.adam(o.vae_learning_rate, b1=o.vae_beta1, b2=o.vae_beta2,
-                      eps=o.adam_eps)
-  disc_tx = optax.adam(o.disc_learning_rate, b1=o.disc_beta1,
-                       b2=o.disc_beta2, eps=o.adam_eps)
-  return vae_tx, disc_tx
+def make_vae_optimizer(optim_config) -> optax.GradientTransformation:
+  """Adam for the VAE from ``config.optim.vae_*`` (paper: 1e-4, (0.9, 0.999))."""
+  return optax.adam(optim_config.vae_learning_rate, b1=optim_config.vae_beta1,
+                    b2=optim_config.vae_beta2, eps=optim_config.adam_eps)
 
 
 def read_hparams(objective: Objective, model_config) -> dict:
@@ -104,20 +94,27 @@ def create_train_state(step_config: StepConfig, key: jax.Array,
   Returns:
     A ``TrainState`` at step 0.
   """
-  k_enc, k_dec, k_disc, k_train = jax.random.split(key, 4)
+  k_enc, k_dec, k_aux, k_train = jax.random.split(key, 4)
   nets = step_config.networks
+  aux = step_config.auxiliary
   x = jnp.zeros((1, *observation_shape), jnp.float32)
   enc_params = nets.encoder.init(k_enc, x)
   z = jnp.zeros((1, nets.encoder.latent_dim), jnp.float32)
   dec_params = nets.decoder.init(k_dec, z)
   vae_params = {"encoder": enc_params, "decoder": dec_params}
-  disc_params = (nets.discriminator.init(k_disc, z)
-                 if step_config.uses_discriminator else {})
+  if aux is None:
+    # An Adam state of no parameters: the layout every checkpoint has had
+    # since the first release, so older runs of these models still restore.
+    disc_params = {}
+    disc_opt_state = optax.adam(0.0).init(disc_params)
+  else:
+    disc_params = aux.init(k_aux, nets.encoder.latent_dim)
+    disc_opt_state = aux.optimizer.init(disc_params)
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       vae_params=vae_params,
       disc_params=disc_params,
       vae_opt_state=step_config.vae_tx.init(vae_params),
-      disc_opt_state=step_config.disc_tx.init(disc_params),
+      disc_opt_state=disc_opt_state,
       hparams={k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()},
       rng=k_train)

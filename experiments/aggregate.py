@@ -1,0 +1,50 @@
+"""Aggregates a sweep: ``python -m experiments.aggregate --sweep_dir=<dir>``.
+
+Writes ``results.csv`` (one row per finished run), ``missing.txt`` (runs not
+finished, with their status) and the PNG figures of docs/sweeps.md into
+``--out_dir`` (default: the sweep dir). A partial sweep aggregates what is
+done; runs with unreadable results are listed, not fatal.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from factorvae_jax.sweeps import aggregate
+from factorvae_jax.sweeps import figures
+from factorvae_jax.utils.files import write_atomically
+
+_SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "The sweep's directory.")
+_OUT_DIR = flags.DEFINE_string("out_dir", None,
+                               "Where outputs go (default: --sweep_dir).")
+flags.mark_flag_as_required("sweep_dir")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  out_dir = _OUT_DIR.value or _SWEEP_DIR.value
+  try:
+    results = aggregate.collect(_SWEEP_DIR.value)
+  except (FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  print(aggregate.report(results, _SWEEP_DIR.value))
+  csv_path = aggregate.write_csv(results, os.path.join(out_dir,
+                                                       "results.csv"))
+  write_atomically(
+      os.path.join(out_dir, "missing.txt"),
+      lambda f: f.writelines(f"{name}\t{state}\n"
+                             for name, state in results.missing))
+  written, skipped = figures.write_figures(results, out_dir)
+  print(f"Wrote {csv_path} ({len(results.rows)} rows)")
+  for path in written:
+    print(f"Wrote {path}")
+  for reason in skipped:
+    print(f"Skipped {reason}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,130 @@
+"""Trains a sweep, or this task's share of it; lists its runs.
+
+  python -m experiments.sweep --sweep=experiments/sweeps/factorvae_study.py \
+      --sweep_dir=runs/study [--list] [--task_index=i --num_tasks=K]
+
+Each run trains in ``<sweep_dir>/<model>/<hparams>/seed=<s>``, exactly as
+``python -m experiments.run`` would train it there. Re-running skips finished
+runs and resumes partial ones; runs another live process is training are
+left to it. Inside a Slurm job array or a Kubernetes Indexed Job the task
+index and count come from the environment (docs/sweeps.md).
+
+Exit status: 0 when this task's share is done or left to other live
+processes, 1 when a run failed, 75 (``preemption.EXIT_RESUMABLE``) when stopped by
+SIGTERM/SIGINT: the runs being trained were checkpointed; run the same
+command again to resume.
+"""
+
+import os
+import signal
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from factorvae_jax import sweeps
+from factorvae_jax.monitoring.log_filters import quiet_library_logs
+from factorvae_jax.sweeps import runner
+from factorvae_jax.sweeps import sharding
+from factorvae_jax.sweeps import snapshot
+from factorvae_jax.sweeps import status
+from factorvae_jax.training import preemption
+
+_SWEEP = flags.DEFINE_string(
+    "sweep", None, "Sweep file and argument, e.g. "
+    "experiments/sweeps/factorvae_study.py[:test|:quick][,seeds=N].")
+_SWEEP_DIR = flags.DEFINE_string("sweep_dir", None,
+                                 "Directory of the sweep's runs.")
+_LIST = flags.DEFINE_bool("list", False,
+                          "Print one line per run with its status; train "
+                          "nothing.")
+_TASK_INDEX = flags.DEFINE_integer(
+    "task_index", None, "This task's index in [0, num_tasks) (default: from "
+    "SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX, else 0).")
+_NUM_TASKS = flags.DEFINE_integer(
+    "num_tasks", None, "How many tasks share the sweep (default: from "
+    "SLURM_ARRAY_TASK_COUNT or NUM_TASKS, else 1).")
+_UPDATE_SWEEP = flags.DEFINE_bool(
+    "update_sweep", False, "Accept a sweep definition that adds or removes "
+    "runs or changes resumable settings (e.g. num_steps) since the sweep dir "
+    "was started.")
+_RETRY_FAILED = flags.DEFINE_bool("retry_failed", False,
+                                  "Train runs whose last attempt failed.")
+_CLAIM_TIMEOUT_S = flags.DEFINE_float(
+    "claim_timeout_s", 600.0, "A run's claim without heartbeat for this long "
+    "is taken over (its process died on another machine).")
+_HEARTBEAT_S = flags.DEFINE_float("heartbeat_s", 30.0,
+                                  "How often held claims are refreshed.")
+_COMPILATION_CACHE_DIR = flags.DEFINE_string(
+    "compilation_cache_dir", None, "Where compiled XLA programs are kept for "
+    "the next runs of the same model (default: <sweep_dir>/compilation_cache; "
+    "'' turns the cache off; JAX_COMPILATION_CACHE_DIR wins).")
+flags.mark_flags_as_required(["sweep", "sweep_dir"])
+
+
+def _stop_between_runs() -> None:
+  """SIGTERM (preemption, scancel, pod eviction) and SIGINT stop the task.
+
+  While a run trains, ``train_and_evaluate``'s own handlers take over: they
+  checkpoint and raise ``TrainingInterrupted``. Between runs these handlers
+  raise ``KeyboardInterrupt`` at once; the runner releases its claims
+  either way, so the task exits resumable. Installed explicitly because a
+  job started in the background inherits SIGINT as ignored.
+  """
+  def handler(signum, frame):
+    del frame
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+  for signum in preemption.STOP_SIGNALS:
+    signal.signal(signum, handler)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.INFO)
+  quiet_library_logs()
+  sweep_dir = _SWEEP_DIR.value
+  try:
+    runs = sweeps.expand(sweeps.load_sweep(_SWEEP.value))
+    if _LIST.value:
+      snapshot.check_and_write(sweep_dir, _SWEEP.value, runs,
+                               update=_UPDATE_SWEEP.value, write=False)
+      print("\n".join(status.listing(runs, sweep_dir,
+                                     _CLAIM_TIMEOUT_S.value)))
+      return
+    task_index, num_tasks = sharding.resolve_task(_TASK_INDEX.value,
+                                                  _NUM_TASKS.value)
+    snapshot.check_and_write(sweep_dir, _SWEEP.value, runs,
+                             update=_UPDATE_SWEEP.value)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  cache_dir = _COMPILATION_CACHE_DIR.value
+  if cache_dir is None:
+    cache_dir = os.path.join(sweep_dir, "compilation_cache")
+  if cache_dir:
+    runner.enable_compilation_cache(cache_dir)
+  share = sharding.shard(runs, task_index, num_tasks)
+  logging.info("Sweep %s: %d runs; task %d of %d trains %d of them.",
+               _SWEEP.value, len(runs), task_index, num_tasks, len(share))
+  try:
+    _stop_between_runs()
+    summary = runner.run_share(
+        runs, sweep_dir, task_index, num_tasks,
+        retry_failed=_RETRY_FAILED.value,
+        claim_timeout_s=_CLAIM_TIMEOUT_S.value,
+        heartbeat_s=_HEARTBEAT_S.value)
+  except KeyboardInterrupt as e:
+    # Checkpoints are saved and claims released; a traceback would only
+    # hide that.
+    print(f"Stopped ({e}); run the same command again to resume.",
+          file=sys.stderr)
+    sys.exit(preemption.EXIT_RESUMABLE)
+  print(f"Task {task_index} of {num_tasks}: {summary}")
+  if summary.failed:
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Sweep definitions: ``python -m experiments.sweep --sweep=<file>[:arg]``."""

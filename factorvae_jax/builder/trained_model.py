@@ -1,0 +1,158 @@
+"""A trained VAE loaded from a workdir: encode, decode, per-dimension KL.
+
+The public way for notebooks, reports and evaluation to use a run's model;
+only the VAE's parameters are read from the checkpoint (never the auxiliary
+networks or the optimiser states).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from factorvae_jax import data as data_lib
+from factorvae_jax.builder import run_config
+from factorvae_jax.builder.checkpointing import Checkpointer
+from factorvae_jax.models import Networks, make_networks
+from factorvae_jax.objectives.gaussian import kl_to_standard_normal
+
+# Most observations per encoder call.
+_CHUNK = 500
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(networks: Networks):
+  """Jitted encode/decode of ``networks`` (compiled once per architecture)."""
+  encode = jax.jit(lambda p, x: networks.encoder.apply(p, x))
+  decode = jax.jit(lambda p, z: jax.nn.sigmoid(networks.decoder.apply(p, z)))
+  return encode, decode
+
+
+@dataclasses.dataclass
+class TrainedModel:
+  """A VAE's networks and parameters, with numpy-in, numpy-out helpers.
+
+  Attributes:
+    networks: the encoder and decoder modules.
+    vae_params: ``{'encoder': ..., 'decoder': ...}``.
+    step: the training step of the parameters.
+    config: the experiment config (None when built from parts).
+    dataset: the run's ground-truth dataset (None when built from parts).
+  """
+  networks: Networks
+  vae_params: Any
+  step: int = 0
+  config: Optional[ml_collections.ConfigDict] = None
+  dataset: Optional[data_lib.GroundTruthData] = None
+
+  def encode(self, images) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and log-variance of q(z|x).
+
+    Args:
+      images: float [N, H, W, C] in [0, 1].
+
+    Returns:
+      ``(mean, logvar)``, each [N, latent_dim].
+    """
+    encode, _ = _compiled(self.networks)
+    images = np.asarray(images, np.float32)
+    # Padded to one size per call site so the encoder compiles once for it.
+    size = max(1, min(_CHUNK, len(images)))
+    means, logvars = [], []
+    for start in range(0, len(images), size):
+      chunk = images[start:start + size]
+      n = len(chunk)
+      padded = np.concatenate(
+          [chunk, np.zeros((size - n, *chunk.shape[1:]), np.float32)])
+      mean, logvar = encode(self.vae_params["encoder"], padded)
+      means.append(np.asarray(mean)[:n])
+      logvars.append(np.asarray(logvar)[:n])
+    return np.concatenate(means), np.concatenate(logvars)
+
+  def decode(self, z) -> np.ndarray:
+    """Bernoulli means p(x|z) (pixel intensities in [0, 1]), [N, H, W, C]."""
+    _, decode = _compiled(self.networks)
+    return np.asarray(decode(self.vae_params["decoder"],
+                             jnp.asarray(z, jnp.float32)))
+
+  def kl_per_dim(self, images) -> np.ndarray:
+    """KL(q(z|x) || N(0, I)) per latent dimension, averaged over ``images``."""
+    mean, logvar = self.encode(images)
+    return np.asarray(jnp.mean(kl_to_standard_normal(mean, logvar), axis=0))
+
+
+def load_trained_model(workdir: str, step: Optional[int] = None
+                       ) -> TrainedModel:
+  """Loads the VAE of a training workdir (a single run or a sweep's run).
+
+  Args:
+    workdir: a directory written by ``train_and_evaluate``.
+    step: checkpoint step (default: the newest).
+
+  Returns:
+    A ``TrainedModel`` with the run's config and dataset.
+
+  Raises:
+    FileNotFoundError: if ``workdir`` has no config.json or no checkpoint.
+  """
+  config = run_config.load_config(workdir)
+  dataset = data_lib.make_dataset(config.data)
+  networks = make_networks(config.model, dataset.observation_shape)
+  vae_params, step = restore_vae_params(
+      workdir, config, networks, dataset.observation_shape, step)
+  return TrainedModel(networks=networks, vae_params=vae_params, step=step,
+                      config=config, dataset=dataset)
+
+
+def restore_vae_params(workdir: str, config, networks: Networks,
+                       observation_shape, step: Optional[int] = None,
+                       parts: tuple[str, ...] = ("encoder", "decoder")
+                       ) -> tuple[dict, int]:
+  """Reads only the VAE's ``parts`` from a workdir's checkpoint.
+
+  Args:
+    workdir: a training workdir.
+    config: its config (for ``keep_checkpoints``).
+    networks: the VAE's modules (for the parameter shapes).
+    observation_shape: (H, W, C).
+    step: checkpoint step (default: the newest).
+    parts: which of 'encoder', 'decoder' to read.
+
+  Returns:
+    ``({part: params}, step)``.
+
+  Raises:
+    FileNotFoundError: naming the workdir and the command that trains it.
+  """
+  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
+                              config.keep_checkpoints)
+  try:
+    step = checkpointer.latest_step() if step is None else int(step)
+    if step is None:
+      raise FileNotFoundError(
+          f"{workdir}/checkpoints holds no checkpoint; train first with "
+          f"python -m experiments.run --config=<config> --workdir={workdir}.")
+    template = _vae_param_shapes(networks, tuple(observation_shape))
+    restored = checkpointer.restore_part(
+        {"vae_params": {p: template[p] for p in parts}}, step)
+  finally:
+    checkpointer.close()
+  return restored["vae_params"], step
+
+
+def _vae_param_shapes(networks: Networks, observation_shape) -> dict:
+  """Shapes and dtypes of the VAE's parameters, without computing them."""
+  def init():
+    x = jnp.zeros((1, *observation_shape), jnp.float32)
+    z = jnp.zeros((1, networks.encoder.latent_dim), jnp.float32)
+    key = jax.random.PRNGKey(0)
+    return {"encoder": networks.encoder.init(key, x),
+            "decoder": networks.decoder.init(key, z)}
+  return jax.eval_shape(init)

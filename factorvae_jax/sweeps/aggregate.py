@@ -1,0 +1,202 @@
+"""Collects a sweep's results into one table (``results.csv``).
+
+One row per finished run: the run's model, hyperparameters and seed, the
+checkpoint step evaluated, every score of its ``results.json``, the training
+losses at the end (reconstruction error, KL, TC estimate where the model logs
+one) and the training wall time. Runs that are not finished are listed as
+missing; a run whose ``results.json`` cannot be read is reported by path.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Optional
+
+from factorvae_jax.sweeps import snapshot
+from factorvae_jax.sweeps import status as status_lib
+from factorvae_jax.utils.files import write_atomically
+
+# Training scalars copied from the last line of metrics.jsonl that has them.
+TRAINING_COLUMNS = ("reconstruction", "kl", "tc_estimate")
+_EVAL_PREFIX = "eval/"
+
+
+@dataclasses.dataclass
+class SweepResults:
+  """The collected sweep.
+
+  Attributes:
+    rows: one dict per finished run (see ``columns``).
+    hparam_names: the swept hyperparameter columns.
+    score_names: the score columns, sorted.
+    missing: (run name, status) of the runs not finished.
+    broken: (path, problem) of finished runs whose results cannot be read.
+    history: run name -> [(step, {metric: value})] of the periodic
+      evaluations (``eval/<metric>`` lines of metrics.jsonl).
+  """
+  rows: list[dict]
+  hparam_names: list[str]
+  score_names: list[str]
+  missing: list[tuple[str, str]]
+  broken: list[tuple[str, str]]
+  history: dict[str, list[tuple[int, dict[str, float]]]]
+
+  @property
+  def columns(self) -> list[str]:
+    return (["index", "name", "model", *self.hparam_names, "seed", "step",
+             "wall_time_s", *TRAINING_COLUMNS, *self.score_names,
+             "eval_seconds", "workdir"])
+
+
+def _read_metrics(path: str) -> tuple[dict[str, float],
+                                      list[tuple[int, dict[str, float]]]]:
+  """(last training scalars, periodic evaluations) from a metrics.jsonl."""
+  last, history = {}, []
+  try:
+    with open(path) as f:
+      lines = f.read().splitlines()
+  except FileNotFoundError:
+    return last, history
+  for line in lines:
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:
+      continue  # Cut short by a kill; the lines after it are fine.
+    if "reconstruction" in record:
+      last = {k: float(record[k]) for k in TRAINING_COLUMNS if k in record}
+    evals = {k[len(_EVAL_PREFIX):]: float(v) for k, v in record.items()
+             if k.startswith(_EVAL_PREFIX)}
+    if evals:
+      history.append((int(record["step"]), evals))
+  return last, history
+
+
+def _read_results(path: str) -> dict:
+  """A results.json's content; raises ValueError saying what is wrong."""
+  try:
+    with open(path) as f:
+      results = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"cannot be read: {e}") from e
+  if not isinstance(results, dict) or not isinstance(
+      results.get("scores"), dict):
+    raise ValueError("has no 'scores' mapping")
+  return results
+
+
+def _number(value: Any) -> float:
+  if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    return math.nan
+  try:
+    return float(value)
+  except ValueError:
+    return math.nan
+
+
+def load_runs(sweep_dir: str) -> list[dict]:
+  """The run records of the sweep dir's snapshot.
+
+  Raises:
+    FileNotFoundError: naming the dir, if it holds no sweep.
+  """
+  stored = snapshot.read_snapshot(sweep_dir)
+  if stored is None:
+    raise FileNotFoundError(
+        f"{snapshot.snapshot_path(sweep_dir)} does not exist: {sweep_dir} is "
+        f"not a sweep dir. Start the sweep first: python -m experiments.sweep "
+        f"--sweep=<file> --sweep_dir={sweep_dir}")
+  return stored["runs"]
+
+
+def collect(sweep_dir: str) -> SweepResults:
+  """Reads every run of the sweep in ``sweep_dir``.
+
+  Returns:
+    The :class:`SweepResults`; nothing about a single run is fatal.
+
+  Raises:
+    FileNotFoundError: ``sweep_dir`` holds no sweep.
+  """
+  rows, missing, broken, history = [], [], [], {}
+  hparam_names, score_names = [], set()
+  for record in load_runs(sweep_dir):
+    workdir = os.path.join(sweep_dir, *record["name"].split("/"))
+    run_status = status_lib.run_status(workdir)
+    if run_status.state != status_lib.DONE:
+      missing.append((record["name"], str(run_status)))
+      continue
+    results_path = os.path.join(workdir, status_lib.RESULTS_FILE)
+    try:
+      results = _read_results(results_path)
+    except ValueError as e:
+      broken.append((results_path, str(e)))
+      continue
+    training, history[record["name"]] = _read_metrics(
+        os.path.join(workdir, "metrics.jsonl"))
+    scores = {k: _number(v) for k, v in results["scores"].items()}
+    score_names.update(scores)
+    for name in record["hparams"]:
+      if name not in hparam_names:
+        hparam_names.append(name)
+    rows.append({
+        "index": record["index"], "name": record["name"],
+        "model": record["model"], **record["hparams"],
+        "seed": record["seed"], "step": results.get("checkpoint_step"),
+        "wall_time_s": status_lib.training_seconds(
+            status_lib.read_run_log(workdir)),
+        **{k: training.get(k) for k in TRAINING_COLUMNS},
+        **scores, "eval_seconds": results.get("seconds"),
+        "workdir": workdir})
+  return SweepResults(rows=rows, hparam_names=hparam_names,
+                      score_names=sorted(score_names), missing=missing,
+                      broken=broken, history=history)
+
+
+def value(row: dict, column: str) -> float:
+  """A row's number in ``column``; NaN where it is absent."""
+  number = row.get(column)
+  return math.nan if number is None else float(number)
+
+
+def write_csv(results: SweepResults, path: str) -> str:
+  """Writes ``results.rows`` as CSV (empty cells for absent values)."""
+  def write(f):
+    writer = csv.DictWriter(f, fieldnames=results.columns, restval="",
+                            extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in results.rows:
+      writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+  return write_atomically(path, write)
+
+
+def hparam_label(row: dict, hparam_names: list[str]) -> str:
+  """The run's swept values as text, e.g. 'gamma=20' ('default' if none)."""
+  parts = [f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}"
+           for k in hparam_names if row.get(k) not in (None, "")]
+  return ",".join(parts) or "default"
+
+
+def report(results: SweepResults, sweep_dir: str,
+           limit: Optional[int] = 20) -> str:
+  """Human-readable summary: counts, missing runs, broken results."""
+  total = len(results.rows) + len(results.missing) + len(results.broken)
+  lines = [f"{sweep_dir}: {len(results.rows)} of {total} runs aggregated."]
+  if results.missing:
+    lines.append(f"Missing ({len(results.missing)}; finish them with python "
+                 f"-m experiments.sweep, which resumes partial runs):")
+    shown = results.missing if limit is None else results.missing[:limit]
+    lines += [f"  {name}: {state}" for name, state in shown]
+    if len(shown) < len(results.missing):
+      lines.append(f"  ... and {len(results.missing) - len(shown)} more "
+                   f"(see missing.txt)")
+  if results.broken:
+    lines.append(f"Unreadable results ({len(results.broken)}; re-evaluate "
+                 f"with python -m experiments.evaluate --workdir=<dir>):")
+    lines += [f"  {path}: {problem}" for path, problem in results.broken]
+  return "\n".join(lines)
+

@@ -1,0 +1,215 @@
+"""Trains one task's share of a sweep: skip finished runs, resume partial
+ones, claim each run before training it.
+
+Training goes through one function, ``train_group(runs, sweep_dir)``, which
+gets a group of claimed runs. The default, :func:`train_one_by_one`, trains
+them in turn with ``train_and_evaluate`` (groups of one). A trainer that
+packs several models into one program takes the same arguments; pass it with
+``runs_per_group > 1`` and :func:`run_share` hands it groups of up to that
+many runs with the same :func:`group_key`. When it returns, a run is done
+if its ``results.json`` exists and failed otherwise (a trainer may call
+``status.mark_failed`` for one run of a group and go on with the others);
+when it raises, every run of the group is marked failed. On a stop signal it
+must checkpoint its runs and raise ``KeyboardInterrupt`` (as
+``TrainingInterrupted`` is).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Optional, Sequence
+
+from absl import logging
+
+from factorvae_jax.sweeps import claims
+from factorvae_jax.sweeps import sharding
+from factorvae_jax.sweeps import status as status_lib
+from factorvae_jax.sweeps.definition import Run
+
+TrainGroupFn = Callable[[Sequence[Run], str], None]
+
+
+def train_one_by_one(runs: Sequence[Run], sweep_dir: str) -> None:
+  """Trains ``runs`` in turn, each in its workdir, resuming as a single run.
+
+  Args:
+    runs: claimed runs of the sweep.
+    sweep_dir: the sweep dir (workdirs are ``run.workdir(sweep_dir)``).
+  """
+  # Imported here: the training stack (data, models, objectives) is only
+  # needed to train, not to list or aggregate a sweep.
+  from factorvae_jax.training.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  for run in runs:
+    train_and_evaluate(run.config, run.workdir(sweep_dir))
+
+
+def enable_compilation_cache(directory: str) -> None:
+  """Keeps XLA's compiled programs in ``directory`` for every later run.
+
+  All runs of one model compile the same programs (the seed and the swept
+  weights are arguments, not constants), and a short run spends most of its
+  time compiling; with the cache only the first run of each model on each
+  kind of machine compiles. Tasks sharing the sweep dir share the cache.
+  A cache directory the user already set (``JAX_COMPILATION_CACHE_DIR``)
+  wins.
+
+  Args:
+    directory: where the cache lives (created if missing).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.config.jax_compilation_cache_dir:
+    return
+  os.makedirs(directory, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", directory)
+
+
+def group_key(run: Run) -> str:
+  """Runs with equal keys may share a packed program: same model."""
+  return run.model
+
+
+@dataclasses.dataclass
+class ShareSummary:
+  """What :func:`run_share` did, by run name."""
+  trained: list[str] = dataclasses.field(default_factory=list)
+  already_done: list[str] = dataclasses.field(default_factory=list)
+  failed: list[str] = dataclasses.field(default_factory=list)
+  skipped_failed: list[str] = dataclasses.field(default_factory=list)
+  claimed_elsewhere: list[str] = dataclasses.field(default_factory=list)
+
+  def __str__(self) -> str:
+    parts = [f"{len(self.trained)} trained",
+             f"{len(self.already_done)} already done"]
+    if self.failed:
+      parts.append(f"{len(self.failed)} failed ({', '.join(self.failed)})")
+    if self.skipped_failed:
+      parts.append(f"{len(self.skipped_failed)} failed earlier, skipped "
+                   f"(--retry_failed retries them)")
+    if self.claimed_elsewhere:
+      parts.append(f"{len(self.claimed_elsewhere)} being trained by another "
+                   f"process ({', '.join(self.claimed_elsewhere[:3])}"
+                   f"{', ...' if len(self.claimed_elsewhere) > 3 else ''})")
+    return "; ".join(parts)
+
+
+def _train_group(group: list[tuple[Run, claims.Claim]], sweep_dir: str,
+                 train_group: TrainGroupFn, summary: ShareSummary,
+                 task_index: int) -> None:
+  """Trains a group of claimed runs, logs the outcome, releases the claims."""
+  runs = [run for run, _ in group]
+  try:
+    for run in runs:
+      workdir = run.workdir(sweep_dir)
+      status_lib.clear_failed(workdir)
+      step = status_lib.latest_checkpoint_step(workdir)
+      status_lib.log_event(workdir, "start", step=step or 0, task=task_index)
+      logging.info("Run %d %s: %s", run.index, run.name,
+                   f"resuming from step {step}" if step else "starting")
+    try:
+      train_group(runs, sweep_dir)
+    except KeyboardInterrupt:
+      for run in runs:
+        workdir = run.workdir(sweep_dir)
+        status_lib.log_event(
+            workdir, "interrupted",
+            step=status_lib.latest_checkpoint_step(workdir))
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      # One diverged or misconfigured run must not stop the other runs.
+      logging.exception("Run(s) %s failed", [r.name for r in runs])
+      for run in runs:
+        workdir = run.workdir(sweep_dir)
+        status_lib.mark_failed(workdir, e)
+        status_lib.log_event(workdir, "failed", error=str(e))
+        summary.failed.append(run.name)
+      return
+    for run in runs:
+      # A packed trainer may mark single runs failed (status.mark_failed)
+      # and still train the others.
+      workdir = run.workdir(sweep_dir)
+      run_status = status_lib.run_status(workdir)
+      if run_status.state in (status_lib.NEW, status_lib.PARTIAL):
+        status_lib.mark_failed(workdir, RuntimeError(
+            "training returned without writing results.json"))
+        run_status = status_lib.run_status(workdir)
+      if run_status.state == status_lib.DONE:
+        status_lib.log_event(workdir, "done", step=run_status.step)
+        summary.trained.append(run.name)
+      else:
+        status_lib.log_event(workdir, "failed", error=run_status.error)
+        summary.failed.append(run.name)
+  finally:
+    for _, claim in group:
+      claim.release()
+
+
+def run_share(runs: Sequence[Run], sweep_dir: str, task_index: int = 0,
+              num_tasks: int = 1, *,
+              train_group: TrainGroupFn = train_one_by_one,
+              runs_per_group: int = 1, retry_failed: bool = False,
+              claim_timeout_s: float = 600.0, heartbeat_s: float = 30.0
+              ) -> ShareSummary:
+  """Trains the runs of task ``task_index`` of ``num_tasks``.
+
+  Finished runs are skipped, partial ones resume from their newest
+  checkpoint, and runs claimed by a live process are left to it.
+
+  Args:
+    runs: the expanded sweep (all tasks' runs).
+    sweep_dir: the sweep dir.
+    task_index: this task, in [0, num_tasks).
+    num_tasks: how many tasks share the sweep.
+    train_group: trains a group of claimed runs (see module docstring).
+    runs_per_group: the most runs handed to ``train_group`` at once.
+    retry_failed: train runs whose last attempt failed again.
+    claim_timeout_s: a claim without heartbeat for this long is stale.
+    heartbeat_s: how often held claims are refreshed.
+
+  Returns:
+    A :class:`ShareSummary`.
+
+  Raises:
+    KeyboardInterrupt: (or ``TrainingInterrupted``) training was stopped; the
+      runs being trained were checkpointed and their claims released, so a
+      re-run resumes them.
+  """
+  if runs_per_group < 1:
+    raise ValueError(f"runs_per_group={runs_per_group} must be at least 1.")
+  summary = ShareSummary()
+  group: list[tuple[Run, claims.Claim]] = []
+  try:
+    for run in sharding.shard(runs, task_index, num_tasks):
+      workdir = run.workdir(sweep_dir)
+      state = status_lib.run_status(workdir).state
+      if state == status_lib.DONE:
+        summary.already_done.append(run.name)
+        continue
+      if state == status_lib.FAILED and not retry_failed:
+        summary.skipped_failed.append(run.name)
+        continue
+      claim = claims.try_claim(workdir, claim_timeout_s, heartbeat_s,
+                               task=task_index)
+      if claim is None:
+        summary.claimed_elsewhere.append(run.name)
+        continue
+      # Another process may have finished it between the look and the claim.
+      if status_lib.run_status(workdir).state == status_lib.DONE:
+        claim.release()
+        summary.already_done.append(run.name)
+        continue
+      if group and group_key(group[0][0]) != group_key(run):
+        pending, group = group, []
+        _train_group(pending, sweep_dir, train_group, summary, task_index)
+      group.append((run, claim))
+      if len(group) == runs_per_group:
+        pending, group = group, []
+        _train_group(pending, sweep_dir, train_group, summary, task_index)
+    if group:
+      pending, group = group, []
+      _train_group(pending, sweep_dir, train_group, summary, task_index)
+  finally:
+    # Claims gathered for a group that never started (an interrupt).
+    for _, claim in group:
+      claim.release()
+  return summary
