@@ -12,8 +12,8 @@ from absl import flags
 from absl import logging
 
 from factorvae_jax.monitoring.log_filters import quiet_library_logs
-from factorvae_jax.visualisation import explore
-from factorvae_jax.visualisation import report
+from factorvae_jax.reporting import explore
+from factorvae_jax.reporting import report
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir.")
 _OUTPUT = flags.DEFINE_string(

@@ -1,6 +1,7 @@
 """The package's layering: imports go one way, from experiments/ down.
 
     experiments/                               (entry points, configs)
+    sweeps/  reporting/                        (many runs; reading runs back)
     training/  evaluation/                     (side by side)
     builder/                                   (config -> networks, state)
     objectives/                                (may use models, monitoring)
@@ -34,6 +35,8 @@ ALLOWED = {
     "evaluation": _BASE | _BOTTOM | {"objectives", "builder"},
     "sweeps": _BASE | _BOTTOM | {"objectives", "builder", "training",
                                  "evaluation"},
+    "reporting": _BASE | _BOTTOM | {"objectives", "builder", "training",
+                                    "evaluation", "sweeps"},
 }
 
 

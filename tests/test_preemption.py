@@ -167,7 +167,7 @@ class SignalTest(absltest.TestCase):
                           ignore_sigint=True)
 
   def test_sigterm_during_the_first_compilation(self):
-    step = self._stop_and_resume(signal.SIGTERM, "Data:")
+    step = self._stop_and_resume(signal.SIGTERM, "Compiling the train step")
     self.assertEqual(step, 5)  # The chunk being compiled, then stopped.
 
   def test_two_signals_during_a_save_corrupt_nothing(self):

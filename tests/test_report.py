@@ -17,10 +17,10 @@ import pytest
 from experiments.configs import factorvae_dsprites
 from factorvae_jax.training.loop import train_and_evaluate
 from factorvae_jax.visualisation import animation
-from factorvae_jax.visualisation import explore
-from factorvae_jax.visualisation import plots
-from factorvae_jax.visualisation import report
-from factorvae_jax.visualisation import run_files
+from factorvae_jax.reporting import explore
+from factorvae_jax.reporting import plots
+from factorvae_jax.reporting import report
+from factorvae_jax.reporting import run_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 10

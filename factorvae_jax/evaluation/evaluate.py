@@ -70,7 +70,8 @@ def make_representation_fn(encoder, encoder_params):
   return representation_fn
 
 
-def _versions() -> dict:
+def library_versions() -> dict:
+  """Installed versions of the libraries that decide the numbers."""
   found = {}
   for name in _VERSIONED_PACKAGES:
     try:
@@ -149,7 +150,7 @@ def evaluate_state(config, encoder, encoder_params, dataset, step: int,
                 "hparams": {n: float(config.model[n]) for n in
                             objectives.get_objective(
                                 config.model.name).hparam_names}},
-      "versions": _versions(),
+      "versions": library_versions(),
       "seconds": time.time() - start,
       "stage_seconds": stage_seconds,
   }
@@ -175,7 +176,8 @@ def format_table(results: dict) -> str:
 
 def evaluate_workdir(workdir: str, sizes: str = "default",
                      step: Optional[int] = None,
-                     metric_names: Optional[Sequence[str]] = None) -> dict:
+                     metric_names: Optional[Sequence[str]] = None,
+                     dci_backend: Optional[str] = None) -> dict:
   """Evaluates the checkpoint of a training workdir and writes results.json.
 
   Args:
@@ -183,11 +185,15 @@ def evaluate_workdir(workdir: str, sizes: str = "default",
     sizes: metric sample sizes preset.
     step: checkpoint step (default: the newest).
     metric_names: which metrics to run (default: all).
+    dci_backend: 'auto', 'jax' or 'sklearn'; None keeps the run's
+      ``config.dci_backend``.
 
   Returns:
     The results dict (also written to ``<workdir>/results.json``).
   """
   config = run_config.load_config(workdir)
+  if dci_backend is not None:
+    config.dci_backend = dci_backend
   dataset = data_lib.make_dataset(config.data)
   networks = make_networks(config.model, dataset.observation_shape)
   params, step = restore_vae_params(workdir, config, networks,

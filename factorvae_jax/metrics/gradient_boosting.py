@@ -35,22 +35,30 @@ followed step by step:
   its feature, summed over the model's trees and normalised to sum 1 (all
   zeros if no tree splits), as ``feature_importances_``.
 
-Ties. sklearn visits the features in a random order (drawn from
-``random_state``) and positions in increasing value, keeping a candidate only
-if its score is strictly larger; we take the first maximum over (feature
-index, position), i.e. the lowest feature index among equal scores. Sums are
-also accumulated in a different order, so candidates whose scores agree to
-~1e-12 may be ranked differently. Both only matter when two splits are
-equally good (e.g. duplicated codes, or symmetric class counts in the first
-stage); on data without such ties the trees, importances and predictions are
-sklearn's.
+Ties. sklearn visits a node's features in a random order and keeps a
+candidate only if its score is strictly larger, so of equally good splits
+the first visited feature's wins. We replay that order: each tree's splitter
+seed is drawn from ``RandomState(random_state)`` as sklearn draws it, and the
+splitter's xorshift generator and Fisher-Yates draws are repeated node by
+node in sklearn's depth-first order (assuming, for the number of draws, that
+no feature is constant inside a node that searches). Scores within 1e-10 of
+the best (relative to the node's sum of squares) count as equal, because our
+sums round differently from sklearn's. What cannot be replayed is sklearn's
+own rounding: two splits that cut off the same samples through different
+features are summed in different orders there, and sklearn takes whichever
+rounded up. Such splits route every sample the same way, so trees and
+predictions agree and only the importance lands on the other feature (up to
+~1e-3 of a column in our tests). Within one feature the first best position
+wins, as in sklearn.
 
 Computation: the trees of all factors and classes (``T`` columns, 113 for
 dSprites) grow together, level by level. Each feature keeps its samples
-sorted by value inside each node (one ``[num_features, N, T]`` index array,
+sorted by value inside each node (one ``[T, num_features, N]`` index array,
 stably partitioned after every level), so finding every node's best split is
 one prefix sum and one masked argmax per node over that array; the whole
-100-stage fit is one jitted ``lax.scan`` in float64 on the default device.
+100-stage fit is one jitted ``lax.scan`` in float64 (``jax.enable_x64`` for
+the call only) on the default device. That suits a GPU; on a CPU sklearn's
+sequential sweep is faster (``docs/performance.md``).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from factorvae_jax.metrics import information
 from factorvae_jax.metrics import intervention
 from factorvae_jax.metrics import registry
 from factorvae_jax.metrics import sampling
+from factorvae_jax.metrics import supervised
 
 #: Every metric the suite knows, in the order it runs them (the keys of
 #: ``registry.METRICS``, where each metric's function and sizes live).
@@ -161,6 +162,9 @@ def evaluate_representation(
   sample_batch_size = sampling.check_positive("sample_batch_size",
                                               sample_batch_size)
   dci_backend = registry.check_dci_backend(dci_backend)
+  if dci_backend == "auto" and "dci" in selected:
+    # Resolved here so that the settings record which one ran.
+    dci_backend = supervised.auto_dci_backend()
   options = {"num_bins": num_bins, "prune_threshold": prune_threshold,
              "continuous_factors": continuous_factors,
              "chunk_size": chunk_size, "n_jobs": n_jobs,

@@ -164,7 +164,7 @@ def _fit_gradient_boosting(x_train, y_train, x_test, y_test, random_state):
           float(np.mean(model.predict(x_test) == y_test)))
 
 
-def _auto_dci_backend() -> str:
+def auto_dci_backend() -> str:
   """'jax' when JAX's default device is an accelerator, else 'sklearn'."""
   import jax  # Only now: the package must import without JAX.
   return "sklearn" if jax.default_backend() == "cpu" else "jax"
@@ -207,7 +207,7 @@ def dci_importance_matrix(codes_train, factors_train, codes_test,
       codes_train, factors_train, codes_test, factors_test)
   _check_classifiable("dci", factors_train)
   if backend == "auto":
-    backend = _auto_dci_backend()
+    backend = auto_dci_backend()
   if backend == "jax":
     # Imported here: the rest of the package (and its joblib workers) must
     # not need JAX.

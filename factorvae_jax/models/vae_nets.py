@@ -14,7 +14,6 @@ from typing import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from factorvae_jax.models.layers import (DEFAULT_DOWNSAMPLE_IMPL,
                                          DEFAULT_UPSAMPLE_IMPL, Conv2x,

@@ -236,6 +236,10 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
   try:
     while step < config.num_steps and not stop.requested:
       chunk = min(config.steps_per_dispatch, config.num_steps - step)
+      if step == start_step:
+        logging.info("Compiling the train step (%d steps per dispatch); a "
+                     "stop signal now takes effect after its first run.",
+                     chunk)
       # The old state's buffers are donated; on a NaN nothing of the new one
       # is ever saved.
       device_state, metrics = run_chunk(chunk, device_state, device_arrays)
@@ -290,16 +294,20 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
         evaluate_now(host_state)
     # Finished or stopped: the device state is consistent after every chunk.
     host_state = unreplicate(device_state)
-    save(host_state)
+    if int(host_state.step) > start_step or last_saved is not None:
+      save(host_state)
   finally:
     progress.close()
     checkpointer.close()  # Waits for the pending asynchronous save.
   if stop.requested:
     writer.flush()
+    if int(host_state.step) == start_step and last_saved is None:
+      where = "no step had run, so there is nothing to resume from yet"
+    else:
+      where = f"the checkpoint is in {checkpointer.directory}"
     message = (f"{stop.signal_name}: stopped at step {int(host_state.step)} "
-               f"of {config.num_steps}; the checkpoint is in "
-               f"{checkpointer.directory}. Run the same command again to "
-               f"resume.")
+               f"of {config.num_steps}; {where}. Run the same command again "
+               f"to resume.")
     logging.warning(message)
     raise TrainingInterrupted(message)
   return host_state

@@ -15,7 +15,7 @@ from typing import Mapping, Optional, Sequence
 from matplotlib.figure import Figure
 import numpy as np
 
-from factorvae_jax.visualisation import run_files
+from factorvae_jax.reporting import run_files
 
 # Scalars of metrics.jsonl drawn by default, in this order, when logged.
 DEFAULT_CURVES = ("loss", "reconstruction", "kl", "tc_estimate",

@@ -23,12 +23,12 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from factorvae_jax.evaluation.evaluate import _versions as evaluation_versions
+from factorvae_jax.evaluation.evaluate import library_versions as evaluation_versions
 from factorvae_jax.utils.files import write_atomically
 from factorvae_jax.visualisation import animation
-from factorvae_jax.visualisation import explore
-from factorvae_jax.visualisation import plots
-from factorvae_jax.visualisation import run_files
+from factorvae_jax.reporting import explore
+from factorvae_jax.reporting import plots
+from factorvae_jax.reporting import run_files
 
 REPORT_NAME = "report.html"
 # Dataset images the per-dimension KL is averaged over.
