@@ -1,6 +1,7 @@
 """Aggregates a sweep: ``python -m experiments.aggregate --sweep_dir=<dir>``.
 
-Writes ``results.csv`` (one row per finished run), ``missing.txt`` (runs not
+Writes ``results.csv`` (one row per finished run), ``summary.md`` (mean and
+standard deviation over seeds per model and hyperparameters), ``missing.txt`` (runs not
 finished, with their status) and the PNG figures of docs/sweeps.md into
 ``--out_dir`` (default: the sweep dir). A partial sweep aggregates what is
 done; runs with unreadable results are listed, not fatal.
@@ -38,8 +39,11 @@ def main(argv):
       os.path.join(out_dir, "missing.txt"),
       lambda f: f.writelines(f"{name}\t{state}\n"
                              for name, state in results.missing))
+  summary_path = aggregate.write_summary(
+      results, os.path.join(out_dir, "summary.md"))
   written, skipped = figures.write_figures(results, out_dir)
   print(f"Wrote {csv_path} ({len(results.rows)} rows)")
+  print(f"Wrote {summary_path} (mean ± std over seeds)")
   for path in written:
     print(f"Wrote {path}")
   for reason in skipped:

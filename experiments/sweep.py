@@ -16,7 +16,6 @@ command again to resume.
 """
 
 import os
-import signal
 import sys
 
 from absl import app
@@ -29,6 +28,7 @@ from factorvae_jax.sweeps import runner
 from factorvae_jax.sweeps import sharding
 from factorvae_jax.sweeps import snapshot
 from factorvae_jax.sweeps import status
+from factorvae_jax.training import packed
 from factorvae_jax.training import preemption
 
 _SWEEP = flags.DEFINE_string(
@@ -60,23 +60,16 @@ _COMPILATION_CACHE_DIR = flags.DEFINE_string(
     "compilation_cache_dir", None, "Where compiled XLA programs are kept for "
     "the next runs of the same model (default: <sweep_dir>/compilation_cache; "
     "'' turns the cache off; JAX_COMPILATION_CACHE_DIR wins).")
+_RUNS_PER_GROUP = flags.DEFINE_integer(
+    "runs_per_group", None, "Runs trained packed in one program (same "
+    "model, seed and weights differ); 1 trains them one after another. "
+    "Default: the platform's (training/packed.default_runs_per_group: 4 on "
+    "CPU, 16 on GPU/TPU).")
+_PACKED_MODE = flags.DEFINE_enum(
+    "packed_mode", "auto", packed.PACKED_MODES, "How packed runs share the "
+    "program: 'auto' is 'map' on CPU and 'vmap' elsewhere "
+    "(docs/performance.md).")
 flags.mark_flags_as_required(["sweep", "sweep_dir"])
-
-
-def _stop_between_runs() -> None:
-  """SIGTERM (preemption, scancel, pod eviction) and SIGINT stop the task.
-
-  While a run trains, ``train_and_evaluate``'s own handlers take over: they
-  checkpoint and raise ``TrainingInterrupted``. Between runs these handlers
-  raise ``KeyboardInterrupt`` at once; the runner releases its claims
-  either way, so the task exits resumable. Installed explicitly because a
-  job started in the background inherits SIGINT as ignored.
-  """
-  def handler(signum, frame):
-    del frame
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-  for signum in preemption.STOP_SIGNALS:
-    signal.signal(signum, handler)
 
 
 def main(argv):
@@ -108,19 +101,32 @@ def main(argv):
   share = sharding.shard(runs, task_index, num_tasks)
   logging.info("Sweep %s: %d runs; task %d of %d trains %d of them.",
                _SWEEP.value, len(runs), task_index, num_tasks, len(share))
-  try:
-    _stop_between_runs()
-    summary = runner.run_share(
-        runs, sweep_dir, task_index, num_tasks,
-        retry_failed=_RETRY_FAILED.value,
-        claim_timeout_s=_CLAIM_TIMEOUT_S.value,
-        heartbeat_s=_HEARTBEAT_S.value)
-  except KeyboardInterrupt as e:
-    # Checkpoints are saved and claims released; a traceback would only
-    # hide that.
-    print(f"Stopped ({e}); run the same command again to resume.",
-          file=sys.stderr)
-    sys.exit(preemption.EXIT_RESUMABLE)
+  runs_per_group = _RUNS_PER_GROUP.value
+  if runs_per_group is None:
+    runs_per_group = packed.default_runs_per_group()
+  trainer = (runner.make_packed_trainer(_PACKED_MODE.value)
+             if runs_per_group > 1 else runner.train_one_by_one)
+  logging.info("Training %d run(s) per program%s.", runs_per_group,
+               f" ({packed.resolve_mode(_PACKED_MODE.value)})"
+               if runs_per_group > 1 else "")
+  # SIGTERM (preemption, scancel, pod eviction) and SIGINT stop the task:
+  # during training the run's own handlers checkpoint it; between runs this
+  # one stops the share before the next claim. Installed explicitly because
+  # a job started in the background inherits SIGINT as ignored.
+  with preemption.StopSignals() as stop:
+    try:
+      summary = runner.run_share(
+          runs, sweep_dir, task_index, num_tasks, train_group=trainer,
+          runs_per_group=runs_per_group, retry_failed=_RETRY_FAILED.value,
+          claim_timeout_s=_CLAIM_TIMEOUT_S.value,
+          heartbeat_s=_HEARTBEAT_S.value,
+          should_stop=lambda: stop.requested)
+    except KeyboardInterrupt as e:
+      # Checkpoints are saved and claims released; a traceback would only
+      # hide that.
+      print(f"Stopped ({stop.signal_name or e}); run the same command again "
+            f"to resume.", file=sys.stderr)
+      sys.exit(preemption.EXIT_RESUMABLE)
   print(f"Task {task_index} of {num_tasks}: {summary}")
   if summary.failed:
     sys.exit(1)

@@ -26,6 +26,7 @@ from factorvae_jax import data as data_lib
 from factorvae_jax.builder import run_config
 from factorvae_jax.training import loop
 from factorvae_jax.training.preemption import EXIT_RESUMABLE
+from factorvae_jax.training.preemption import StopSignals
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "experiments", "configs", "factorvae_dsprites.py")
@@ -195,6 +196,37 @@ def _test_config(num_steps):
     config.eval_every_steps = 0
     config.image_every_steps = 1000
   return config
+
+
+class NestedStopSignalsTest(absltest.TestCase):
+  """A sweep task's handler around each run's: no signal is lost."""
+
+  def _signal_self(self, signum):
+    os.kill(os.getpid(), signum)
+    time.sleep(0.01)  # Python runs the handler at the next bytecode.
+
+  def test_signal_between_runs_stops_the_next_run_at_once(self):
+    previous = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as task:
+      self._signal_self(signal.SIGTERM)
+      self.assertTrue(task.requested)
+      with StopSignals() as run:
+        self.assertTrue(run.requested)
+        self.assertEqual(run.signal_name, "SIGTERM")
+      self.assertEqual(signal.getsignal(signal.SIGTERM), task._handle)  # pylint: disable=protected-access
+    self.assertEqual(signal.getsignal(signal.SIGTERM), previous)
+
+  def test_signal_during_a_run_reaches_the_task(self):
+    with StopSignals() as task:
+      with StopSignals() as run:
+        self.assertFalse(run.requested)
+        self._signal_self(signal.SIGINT)
+        self.assertTrue(run.requested)
+        self.assertFalse(task.requested)
+      self.assertTrue(task.requested)
+      self.assertEqual(task.signal_name, "SIGINT")
+      with StopSignals() as later:
+        self.assertTrue(later.requested)
 
 
 class InProcessTest(absltest.TestCase):

@@ -12,10 +12,17 @@ import threading
 import time
 
 from absl.testing import absltest
+import chex
+import jax
+import numpy as np
 
+from experiments.configs import factorvae_dsprites
+from experiments.sweeps import common
+from experiments.sweeps import cpu_comparison
 from experiments.sweeps import dlib_study
 from experiments.sweeps import factorvae_study
 from factorvae_jax import sweeps
+from factorvae_jax.builder.trained_model import load_trained_model
 from factorvae_jax.sweeps import aggregate
 from factorvae_jax.sweeps import claims
 from factorvae_jax.sweeps import figures
@@ -68,6 +75,25 @@ class DefinitionTest(absltest.TestCase):
     self.assertFalse(fvae.config.model.second_batch)
     annealed = next(r for r in runs if r.model == "annealed_vae")
     self.assertEqual(annealed.config.model.gamma, 1000.0)
+
+  def test_study_on_another_dataset_and_its_files(self):
+    runs = sweeps.expand(dlib_study.get_sweep(
+        "test,seeds=1,dataset=shapes3d,data_path=/data/3dshapes.h5"))
+    self.assertLen(runs, 12)
+    for run in runs:
+      self.assertEqual(run.config.data.name, "shapes3d")
+      self.assertEqual(run.config.data.source, "h5")
+      self.assertEqual(run.config.data.path, "/data/3dshapes.h5")
+      self.assertEqual(run.config.model.architecture, "dlib")
+    default = sweeps.expand(dlib_study.get_sweep("test,seeds=1"))
+    self.assertEqual({r.config.data.name for r in default}, {"dsprites"})
+    with self.assertRaisesRegex(ValueError, "shapes3d"):
+      dlib_study.get_sweep("test,dataset=shapes_3d")
+    with self.assertRaisesRegex(ValueError, "once"):
+      dlib_study.get_sweep("test,dataset=cars3d,dataset=smallnorb")
+    self.assertEqual(
+        [r.config.num_steps for r in sweeps.expand(
+            cpu_comparison.get_sweep("steps=700,seeds=1"))], [700] * 3)
 
   def test_test_variant_and_arguments(self):
     runs = _test_runs()
@@ -299,6 +325,21 @@ class RunnerTest(absltest.TestCase):
     events = status.read_run_log(self.runs[2].workdir(self.sweep_dir))
     self.assertEqual([e["event"] for e in events], ["start", "interrupted"])
 
+  def test_stop_between_runs_claims_nothing_more(self):
+    stop_after = {"groups": 1}
+
+    def should_stop():
+      return len(self.groups) >= stop_after["groups"]
+
+    with self.assertRaises(KeyboardInterrupt):
+      runner.run_share(self.runs, self.sweep_dir, runs_per_group=2,
+                       train_group=self._trainer(), should_stop=should_stop)
+    self.assertEqual(self.groups, [[self.runs[0].name, self.runs[1].name]])
+    for run in self.runs:
+      self.assertIsNone(claims.read_claim(run.workdir(self.sweep_dir)))
+    self.assertEqual(status.run_status(self.runs[2].workdir(
+        self.sweep_dir)).state, status.NEW)
+
   def test_trainer_returning_without_results_marks_the_run_failed(self):
     def train(runs, sweep_dir):
       for run in runs:
@@ -362,6 +403,22 @@ class AggregateTest(absltest.TestCase):
     self.assertEqual(rows[1]["beta"], "")
     self.assertEqual(rows[1]["reconstruction"], "80.0")
     self.assertEqual(rows[1]["dci/disentanglement"], "nan")
+    # Mean and sample std over seeds per model and value; a column with no
+    # finite value (DCI here) is left out.
+    columns, summary = aggregate.summarise(results)
+    self.assertNotIn("dci/disentanglement", columns)
+    self.assertEqual([(r["model"], r["hparams"], r["seeds"]) for r in summary],
+                     [("factor_vae", "gamma=10", 2),
+                      ("factor_vae", "gamma=100", 2), ("beta_vae", "beta=1", 1)])
+    spread = (2 * 0.055 ** 2) ** 0.5  # Two values 0.11 apart.
+    np.testing.assert_allclose(summary[0]["mig"], (0.055, spread))
+    np.testing.assert_allclose(summary[1]["mig"], (0.075, spread))
+    self.assertAlmostEqual(summary[2]["mig"][0], 0.04)
+    self.assertTrue(np.isnan(summary[2]["mig"][1]))
+    text = _read(aggregate.write_summary(results, os.path.join(sweep_dir,
+                                                                "s.md")))
+    self.assertIn("| factor_vae | gamma=10 | 2 | 80 ± 0 |", text)
+    self.assertIn("| beta_vae | beta=1 | 1 | 80 |", text)
     written, skipped = figures.write_figures(results, sweep_dir)
     self.assertLen(written, 4)
     self.assertEqual(skipped, [])
@@ -374,6 +431,63 @@ class AggregateTest(absltest.TestCase):
 
 
 # --- End to end: real training in subprocesses. -----------------------------
+
+
+class PackedSweepTest(absltest.TestCase):
+  """The sweep's packed trainer: each run as if trained alone."""
+
+  def test_packed_runs_equal_solo_runs_and_a_diverged_run_fails_alone(self):
+    from factorvae_jax.training.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
+    base = common.for_variant(factorvae_dsprites.get_config("test"), "test")
+    # gamma = NaN makes that model's loss NaN from the first step.
+    runs = sweeps.expand(sweeps.Sweep(name="packed", grids=[sweeps.product(
+        base, {"gamma": [10.0, 100.0, float("nan")]}, [0])]))
+    sweep_dir = self.create_tempdir().full_path
+    summary = runner.run_share(runs, sweep_dir, runs_per_group=3,
+                               train_group=runner.make_packed_trainer("map"))
+    self.assertEqual(summary.trained, [runs[0].name, runs[1].name])
+    self.assertEqual(summary.failed, [runs[2].name])
+    diverged = status.run_status(runs[2].workdir(sweep_dir))
+    self.assertIn("diverged", str(diverged))
+    self.assertIn("gamma=nan", runs[2].name)
+
+    solo_dir = self.create_tempdir().full_path
+    train_and_evaluate(runs[1].config, solo_dir)
+    packed_model = load_trained_model(runs[1].workdir(sweep_dir))
+    solo_model = load_trained_model(solo_dir)
+    self.assertEqual(packed_model.step, 20)
+    chex.assert_trees_all_close(packed_model.vae_params,
+                                solo_model.vae_params, rtol=1e-4, atol=1e-5)
+    # Not vacuous: the two packed runs (other gamma, same seed) differ.
+    other = load_trained_model(runs[0].workdir(sweep_dir))
+    self.assertFalse(all(
+        np.allclose(a, b) for a, b in zip(
+            jax.tree.leaves(other.vae_params),
+            jax.tree.leaves(packed_model.vae_params))))
+    # Each run's files are a single run's: metrics, images, results.
+    for workdir in (runs[1].workdir(sweep_dir), solo_dir):
+      with open(os.path.join(workdir, "results.json")) as f:
+        results = json.load(f)
+      self.assertEqual(results["checkpoint_step"], 20)
+      self.assertIn("mig", results["scores"])
+      steps = [json.loads(l)["step"] for l in
+               _read(os.path.join(workdir, "metrics.jsonl")).splitlines()]
+      self.assertEqual(max(steps), 20)
+      self.assertTrue(os.listdir(os.path.join(workdir, "images")))
+
+  def test_packing_groups_runs_that_differ_only_in_seed_and_weight(self):
+    runs = sweeps.expand(cpu_comparison.get_sweep("test,seeds=2"))
+    keys = [runner.group_key(r) for r in runs]
+    by_model = {}
+    for run, key in zip(runs, keys):
+      by_model.setdefault(run.model, set()).add(key)
+    self.assertEqual(sorted(by_model), ["beta_vae", "factor_vae", "vae"])
+    self.assertTrue(all(len(v) == 1 for v in by_model.values()), by_model)
+    self.assertLen(set(keys), 3)
+    # Runs are ordered seed by seed, so a study cut short compares models.
+    self.assertEqual([r.model for r in runs[:3]],
+                     ["factor_vae", "beta_vae", "vae"])
+    self.assertEqual({r.seed for r in runs[:3]}, {0})
 
 
 def _sweep_command(sweep_dir, cache_dir, *flags):
@@ -444,24 +558,36 @@ class EndToEndTest(absltest.TestCase):
     self.assertTrue(all(l.endswith("new") for l in listing.splitlines()))
 
     # Task 0 of 2, killed with SIGKILL in the middle of a run.
+    # It trains its runs two at a time, packed.
     first, log = _start(_sweep_command(sweep_dir, self.cache_dir,
-                                       "--task_index=0", "--num_tasks=2"),
+                                       "--task_index=0", "--num_tasks=2",
+                                       "--runs_per_group=2"),
                         os.path.join(tmp, "first.log"))
     killed = _wait_for_partial_run(runs, sweep_dir, first, "beta_vae", 600)
     first.kill()
     first.wait()
     log.close()
     self.assertIsNotNone(killed, _read(os.path.join(tmp, "first.log")))
+    self.assertIn("Training 2 runs packed", _read(os.path.join(tmp,
+                                                               "first.log")))
     # Its claim stays behind, held by a dead process.
     self.assertIsNotNone(claims.read_claim(killed.workdir(sweep_dir)))
+    # The runs it had started and not finished (the killed run's pack).
+    unfinished = {
+        run.name for run in runs
+        if status.read_run_log(run.workdir(sweep_dir)) and
+        status.run_status(run.workdir(sweep_dir)).state != status.DONE}
+    self.assertIn(killed.name, unfinished)
 
     # Task 0 of 2 again, and at the same time a process given the whole
     # sweep (overlapping task 0's share by mistake).
     processes = [
         _start(_sweep_command(sweep_dir, self.cache_dir, "--task_index=0",
-                              "--num_tasks=2"), os.path.join(tmp, "t0.log")),
+                              "--num_tasks=2", "--runs_per_group=2"),
+               os.path.join(tmp, "t0.log")),
         _start(_sweep_command(sweep_dir, self.cache_dir, "--task_index=0",
-                              "--num_tasks=1"), os.path.join(tmp, "all.log")),
+                              "--num_tasks=1", "--runs_per_group=1"),
+               os.path.join(tmp, "all.log")),
     ]
     for (process, log), name in zip(processes, ("t0.log", "all.log")):
       self.assertEqual(process.wait(timeout=900), 0,
@@ -473,10 +599,11 @@ class EndToEndTest(absltest.TestCase):
       events = [e for e in status.read_run_log(workdir)]
       kinds = [e["event"] for e in events]
       self.assertEqual(kinds.count("done"), 1, (run.name, events))
-      if run.name == killed.name:
+      if run.name in unfinished:
         # Killed during its first attempt; resumed from its checkpoint.
         self.assertEqual(kinds, ["start", "start", "done"])
-        self.assertGreaterEqual(events[1]["step"], 10)
+        if run.name == killed.name:
+          self.assertGreaterEqual(events[1]["step"], 10)
       else:
         self.assertEqual(kinds.count("start"), 1, (run.name, events))
       self.assertIsNone(claims.read_claim(workdir))
@@ -505,6 +632,8 @@ class EndToEndTest(absltest.TestCase):
         self.assertNotEqual(row[column], "", (column, row))
     self.assertNotEqual(rows[0]["tc_estimate"], "")  # FactorVAE logs it,
     self.assertEqual(rows[-1]["tc_estimate"], "")  # beta-VAE does not.
+    self.assertIn("| beta_vae | beta=16 |",
+                  _read(os.path.join(sweep_dir, "summary.md")))
     for name in ("metrics_vs_hparam", "reconstruction_vs_factor_vae",
                  "rank_correlation", "metrics_vs_step"):
       path = os.path.join(sweep_dir, f"{name}.png")

@@ -268,6 +268,29 @@ class ThreeChannelDataTest(absltest.TestCase):
     self.assertTrue(os.path.exists(
         os.path.join(workdir, "images", "traversals_00000002.png")))
 
+  def test_host_side_data_gives_the_same_training_and_resumes(self):
+    from tests import test_data_shapes3d as shapes_fixture
+    _, labels, images = shapes_fixture.make_rows()
+    path = shapes_fixture.write_h5(
+        os.path.join(self.create_tempdir().full_path, "3dshapes.h5"), labels,
+        images)
+
+    def config(num_steps, on_device):
+      return _test_config(
+          num_steps=num_steps, steps_per_dispatch=2, log_every_steps=2,
+          image_every_steps=8, checkpoint_every_steps=2,
+          **{"data.name": "shapes3d", "data.source": "h5", "data.path": path,
+             "data.on_device": on_device})
+
+    on_device = loop.train_and_evaluate(config(8, True),
+                                        self.create_tempdir().full_path)
+    # The host path, stopped after 4 steps and resumed to 8.
+    workdir = self.create_tempdir().full_path
+    loop.train_and_evaluate(config(4, False), workdir)
+    on_host = loop.train_and_evaluate(config(8, False), workdir)
+    _assert_states_identical(self, on_host, on_device)
+    self.assertEqual(int(on_host.step), 8)
+
 
 if __name__ == "__main__":
   absltest.main()

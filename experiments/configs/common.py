@@ -36,6 +36,12 @@ def get_base_config() -> ml_collections.ConfigDict:
   # scream_dsprites only: the Scream painting (scream.jpg), a file the user
   # downloads (see docs/data.md).
   config.data.scream_path = ""
+  # True: the dataset's arrays are copied to every device and batches are
+  # drawn there (fastest). False: they stay in host memory and each chunk's
+  # batches are drawn on the host and sent over -- for datasets larger than
+  # the device's free memory (docs/data.md, "Memory"). Same batches, same
+  # parameters either way.
+  config.data.on_device = True
 
   config.model = ml_collections.ConfigDict()
   # 'paper' (Kim & Mnih 2018, Appendix) or 'dlib' (disentanglement_lib).

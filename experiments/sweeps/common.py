@@ -9,9 +9,15 @@ the test suite.
 
 from __future__ import annotations
 
+import copy
+import importlib
+import os
 from typing import Sequence
 
 import ml_collections
+
+#: What a study file's argument may add: the dataset, and its files.
+DATA_OPTIONS = ("dataset", "data_path", "scream_path")
 
 
 def grid_values(values: Sequence[float], variant: str) -> list[float]:
@@ -37,4 +43,49 @@ def for_variant(config: ml_collections.ConfigDict,
     config.image_every_steps = 20
     config.periodic_eval_metrics = ("mig", "factor_vae")
     config.final_eval_metrics = ("mig", "sap", "beta_vae", "factor_vae")
+  return config
+
+
+def available_datasets() -> list[str]:
+  """Datasets with a ``experiments/configs/factorvae_<dataset>.py``."""
+  folder = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
+  return sorted(f[len("factorvae_"):-len(".py")] for f in os.listdir(folder)
+                if f.startswith("factorvae_") and f.endswith(".py"))
+
+
+def with_dataset(config: ml_collections.ConfigDict,
+                 options: dict) -> ml_collections.ConfigDict:
+  """``config`` on the dataset a study's argument names (default dSprites).
+
+  The data settings are those of ``experiments/configs/factorvae_<dataset>.py``
+  (its name and source), with the file paths from the argument, so a study
+  runs on any dataset that has a config, e.g.
+  ``--sweep=experiments/sweeps/dlib_study.py:dataset=shapes3d,data_path=/data/3dshapes.h5``.
+
+  Args:
+    config: a study's base config (locked or not).
+    options: from ``sweeps.parse_options(arg, DATA_OPTIONS)``.
+
+  Returns:
+    A copy of ``config`` with its ``data`` block replaced.
+
+  Raises:
+    ValueError: the dataset has no config, naming the ones that do.
+  """
+  dataset = options.get("dataset", "dsprites")
+  if dataset not in available_datasets():
+    raise ValueError(
+        f"sweep argument dataset={dataset!r}: no experiments/configs/"
+        f"factorvae_{dataset}.py; datasets with a config: "
+        f"{available_datasets()}.")
+  module = importlib.import_module(f"experiments.configs.factorvae_{dataset}")
+  data = copy.deepcopy(module.get_config("test").data)
+  config = copy.deepcopy(config)
+  with config.unlocked(), data.unlocked():
+    if "data_path" in options:
+      data.path = options["data_path"]
+    if "scream_path" in options:
+      data.scream_path = options["scream_path"]
+    config.data = data
+  config.lock()
   return config

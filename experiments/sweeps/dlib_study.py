@@ -23,7 +23,12 @@ beta_vae with beta = 1).
 
   python -m experiments.sweep --sweep=experiments/sweeps/dlib_study.py \
       --sweep_dir=runs/dlib_study --list
-  # argument: [full|quick|test][,seeds=N]; full: 6 x 6 x 50 = 1800 runs.
+  # argument: [full|quick|test][,seeds=N][,dataset=NAME][,data_path=FILE]
+  #   [,scream_path=FILE]; full: 6 x 6 x 50 = 1800 runs per dataset.
+  # Locatello et al.'s datasets: dsprites (default), color_dsprites,
+  # noisy_dsprites, scream_dsprites, smallnorb, cars3d, shapes3d; e.g.
+  #   --sweep=experiments/sweeps/dlib_study.py:dataset=shapes3d,data_path=/data/3dshapes.h5
+  # The grids are the same on every dataset (the study's table).
 """
 
 from experiments.configs import annealedvae_dsprites
@@ -63,13 +68,16 @@ def _study_config(module, variant: str):
 
 
 def get_sweep(arg: str | None = None) -> sweeps.Sweep:
-  """Returns the sweep; ``arg`` is ``[variant][,seeds=N]``."""
+  """Returns the sweep; ``arg`` is ``[variant][,seeds=N][,dataset=NAME]
+  [,data_path=FILE][,scream_path=FILE]``."""
+  arg, options = sweeps.parse_options(arg, common.DATA_OPTIONS)
   variant, num_seeds = sweeps.parse_arg(arg, default_seeds=STUDY_SEEDS)
-  grids = [sweeps.product(_study_config(module, variant),
-                          {hparam: common.grid_values(values, variant)},
-                          range(num_seeds))
+  grids = [sweeps.product(
+      common.with_dataset(_study_config(module, variant), options),
+      {hparam: common.grid_values(values, variant)}, range(num_seeds))
            for module, hparam, values in GRIDS]
+  dataset = options.get("dataset", "dsprites")
   return sweeps.Sweep(
       name="dlib_study", grids=grids,
-      description="disentanglement_lib unsupervised study (Locatello et al. "
-                  "2019) on dSprites")
+      description=f"disentanglement_lib unsupervised study (Locatello et al. "
+                  f"2019) on {dataset}")

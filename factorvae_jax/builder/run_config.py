@@ -20,7 +20,8 @@ RESUMABLE_CHANGES = frozenset({
     "final_eval", "final_eval_sizes", "periodic_eval_sizes", "eval_seed",
     "final_eval_metrics", "periodic_eval_metrics",
     "disc_watch_warmup_steps", "disc_watch_window_steps", "data.path",
-    "data.tfds_data_dir", "data.scream_path", "dci_backend",
+    "data.tfds_data_dir", "data.scream_path", "data.on_device",
+    "dci_backend",
 })
 
 _INTERVALS = ("log_every_steps", "image_every_steps", "checkpoint_every_steps",
@@ -66,6 +67,30 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def config_to_dict(config: ml_collections.ConfigDict) -> dict:
   """A JSON round-trippable dict of ``config``."""
   return json.loads(config.to_json_best_effort())
+
+
+def packing_key(config: ml_collections.ConfigDict) -> str:
+  """Runs with equal keys can be trained packed in one compiled program.
+
+  That is: configs equal in everything but the seed and the values of the
+  objective's hyperparameters (``objectives.get_objective(...).hparam_names``,
+  e.g. FactorVAE's gamma), which are per-model values in the train state.
+  Everything else -- architecture, objective, optimiser, data, batch size,
+  the step counts and intervals -- is shared by the pack.
+
+  Args:
+    config: an experiment config.
+
+  Returns:
+    A string, equal for packable configs.
+  """
+  # Imported here: the config checks above are used without the objectives.
+  from factorvae_jax import objectives  # pylint: disable=g-import-not-at-top
+  d = config_to_dict(config)
+  d.pop("seed", None)
+  for name in objectives.get_objective(config.model.name).hparam_names:
+    d["model"].pop(name, None)
+  return json.dumps(d, sort_keys=True)
 
 
 def check_resume_compatible(config: ml_collections.ConfigDict,

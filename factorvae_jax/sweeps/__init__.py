@@ -19,4 +19,5 @@ from factorvae_jax.sweeps.definition import Sweep
 from factorvae_jax.sweeps.definition import expand
 from factorvae_jax.sweeps.definition import load_sweep
 from factorvae_jax.sweeps.definition import parse_arg
+from factorvae_jax.sweeps.definition import parse_options
 from factorvae_jax.sweeps.definition import product

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from factorvae_jax.sweeps import snapshot
 from factorvae_jax.sweeps import status as status_lib
@@ -179,6 +179,68 @@ def hparam_label(row: dict, hparam_names: list[str]) -> str:
   parts = [f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}"
            for k in hparam_names if row.get(k) not in (None, "")]
   return ",".join(parts) or "default"
+
+
+#: The columns of ``summary.md`` when present: the losses and each metric's
+#: headline score.
+SUMMARY_COLUMNS = (
+    "reconstruction", "kl", "tc_estimate", "factor_vae/eval_accuracy",
+    "beta_vae/eval_accuracy", "mig", "dci/disentanglement", "sap",
+    "modularity/modularity")
+
+
+def summarise(results: SweepResults,
+              columns: Sequence[str] = SUMMARY_COLUMNS) -> tuple[list[str],
+                                                                  list[dict]]:
+  """Mean and standard deviation over seeds per model and hyperparameters.
+
+  Args:
+    results: the collected sweep.
+    columns: the columns to summarise; those no run has are left out.
+
+  Returns:
+    ``(columns kept, rows)``; each row has 'model', 'hparams', 'seeds' (the
+    number of runs) and, per column, ``(mean, sample std or NaN for one
+    run)``. Rows in the order their first run appears in the sweep.
+  """
+  kept = [c for c in columns
+          if any(math.isfinite(value(r, c)) for r in results.rows)]
+  groups: dict[tuple[str, str], list[dict]] = {}
+  for row in sorted(results.rows, key=lambda r: r["index"]):
+    key = (row["model"], hparam_label(row, results.hparam_names))
+    groups.setdefault(key, []).append(row)
+  out = []
+  for (model, hparams), rows in groups.items():
+    summary = {"model": model, "hparams": hparams, "seeds": len(rows)}
+    for column in kept:
+      values = [value(r, column) for r in rows]
+      values = [v for v in values if math.isfinite(v)]
+      if not values:
+        summary[column] = (math.nan, math.nan)
+        continue
+      mean = sum(values) / len(values)
+      std = (math.sqrt(sum((v - mean) ** 2 for v in values) /
+                       (len(values) - 1)) if len(values) > 1 else math.nan)
+      summary[column] = (mean, std)
+    out.append(summary)
+  return kept, out
+
+
+def write_summary(results: SweepResults, path: str) -> str:
+  """Writes :func:`summarise` as a Markdown table (mean ± std over seeds)."""
+  columns, rows = summarise(results)
+
+  def cell(mean, std):
+    if not math.isfinite(mean):
+      return ""
+    return f"{mean:.3g}" + (f" ± {std:.2g}" if math.isfinite(std) else "")
+
+  lines = ["| model | hparams | seeds | " + " | ".join(columns) + " |",
+           "|---" * (3 + len(columns)) + "|"]
+  for row in rows:
+    lines.append(f"| {row['model']} | {row['hparams']} | {row['seeds']} | " +
+                 " | ".join(cell(*row[c]) for c in columns) + " |")
+  return write_atomically(path, lambda f: f.write("\n".join(lines) + "\n"))
 
 
 def report(results: SweepResults, sweep_dir: str,

@@ -149,6 +149,37 @@ def parse_arg(arg: Optional[str], default_seeds: int,
   return variant, num_seeds
 
 
+def parse_options(arg: Optional[str], names: Sequence[str]
+                  ) -> tuple[Optional[str], dict[str, str]]:
+  """Takes ``name=value`` parts for ``names`` out of a sweep file's argument.
+
+  Example: ``parse_options('quick,seeds=3,dataset=shapes3d', ['dataset'])``
+  -> ``('quick,seeds=3', {'dataset': 'shapes3d'})``; the rest goes to
+  :func:`parse_arg`.
+
+  Args:
+    arg: the text after ':' in ``--sweep=<file>:<arg>``.
+    names: the options the sweep file takes.
+
+  Returns:
+    (the argument without those parts or None, {name: value}).
+
+  Raises:
+    ValueError: an option is given twice or without a value.
+  """
+  rest, options = [], {}
+  for part in filter(None, (arg or "").split(",")):
+    name, sep, value = part.partition("=")
+    if sep and name in names:
+      if name in options or not value:
+        raise ValueError(f"sweep argument {part!r}: give {name}=<value> "
+                         f"once, e.g. --sweep=<file>:quick,{name}=...")
+      options[name] = value
+    else:
+      rest.append(part)
+  return (",".join(rest) or None), options
+
+
 def load_sweep(spec: str) -> Sweep:
   """Imports a sweep file and calls its ``get_sweep``.
 

@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 from absl import logging
 
+from factorvae_jax.builder import run_config
 from factorvae_jax.sweeps import claims
 from factorvae_jax.sweeps import sharding
 from factorvae_jax.sweeps import status as status_lib
@@ -42,6 +43,60 @@ def train_one_by_one(runs: Sequence[Run], sweep_dir: str) -> None:
   from factorvae_jax.training.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
   for run in runs:
     train_and_evaluate(run.config, run.workdir(sweep_dir))
+
+
+def make_packed_trainer(mode: str = "auto") -> TrainGroupFn:
+  """A ``train_group`` that trains its runs packed in one program.
+
+  The runs of a group (``group_key``-equal) are split by the step they are
+  at -- a pack advances its runs together, and after a preemption some may
+  have checkpoints and others not -- and each part of two or more runs is
+  trained with ``train_and_evaluate_packed``; a part of one run trains
+  alone. A run that diverges is marked failed and the others go on.
+
+  Args:
+    mode: how models are packed, one of ``training.packed.PACKED_MODES``.
+
+  Returns:
+    The trainer, for ``run_share(train_group=..., runs_per_group=N)``.
+  """
+
+  def train_packed(runs: Sequence[Run], sweep_dir: str) -> None:
+    # Imported here, as in train_one_by_one.
+    from factorvae_jax.training.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
+    from factorvae_jax.training.packed_loop import train_and_evaluate_packed  # pylint: disable=g-import-not-at-top
+    by_step: dict[int, list[Run]] = {}
+    for run in runs:
+      step = status_lib.latest_checkpoint_step(run.workdir(sweep_dir)) or 0
+      by_step.setdefault(step, []).append(run)
+    for _, part in sorted(by_step.items()):
+      if len(part) == 1 or not part[0].config.data.get("on_device", True):
+        # One run, or host-side data (drawn per run): one by one.
+        errors = [_train_alone(train_and_evaluate, run, sweep_dir)
+                  for run in part]
+      else:
+        logging.info("Training %d runs packed (%s): %s", len(part), mode,
+                     ", ".join(r.name for r in part))
+        errors = train_and_evaluate_packed(
+            [r.config for r in part], [r.workdir(sweep_dir) for r in part],
+            mode=mode)
+      for run, error in zip(part, errors):
+        if error is not None:
+          status_lib.mark_failed(run.workdir(sweep_dir), error)
+
+  return train_packed
+
+
+def _train_alone(train_and_evaluate, run: Run,
+                 sweep_dir: str) -> Exception | None:
+  """Trains one run of a packed group; its failure is returned, not raised,
+  so the group's other runs still train."""
+  try:
+    train_and_evaluate(run.config, run.workdir(sweep_dir))
+  except Exception as e:  # pylint: disable=broad-except
+    logging.exception("Run %s failed", run.name)
+    return e
+  return None
 
 
 def enable_compilation_cache(directory: str) -> None:
@@ -65,8 +120,9 @@ def enable_compilation_cache(directory: str) -> None:
 
 
 def group_key(run: Run) -> str:
-  """Runs with equal keys may share a packed program: same model."""
-  return run.model
+  """Runs with equal keys may share a packed program: configs equal but for
+  the seed and the objective's hyperparameters (``run_config.packing_key``)."""
+  return run_config.packing_key(run.config)
 
 
 @dataclasses.dataclass
@@ -148,7 +204,8 @@ def run_share(runs: Sequence[Run], sweep_dir: str, task_index: int = 0,
               num_tasks: int = 1, *,
               train_group: TrainGroupFn = train_one_by_one,
               runs_per_group: int = 1, retry_failed: bool = False,
-              claim_timeout_s: float = 600.0, heartbeat_s: float = 30.0
+              claim_timeout_s: float = 600.0, heartbeat_s: float = 30.0,
+              should_stop: Callable[[], bool] = lambda: False
               ) -> ShareSummary:
   """Trains the runs of task ``task_index`` of ``num_tasks``.
 
@@ -165,6 +222,9 @@ def run_share(runs: Sequence[Run], sweep_dir: str, task_index: int = 0,
     retry_failed: train runs whose last attempt failed again.
     claim_timeout_s: a claim without heartbeat for this long is stale.
     heartbeat_s: how often held claims are refreshed.
+    should_stop: polled before each run is claimed; True stops the share
+      there (e.g. ``StopSignals.requested`` of the caller, for signals that
+      arrive between runs).
 
   Returns:
     A :class:`ShareSummary`.
@@ -180,6 +240,8 @@ def run_share(runs: Sequence[Run], sweep_dir: str, task_index: int = 0,
   group: list[tuple[Run, claims.Claim]] = []
   try:
     for run in sharding.shard(runs, task_index, num_tasks):
+      if should_stop():
+        raise KeyboardInterrupt("stop requested between runs")
       workdir = run.workdir(sweep_dir)
       state = status_lib.run_status(workdir).state
       if state == status_lib.DONE:

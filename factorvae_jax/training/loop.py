@@ -18,7 +18,8 @@ from factorvae_jax.builder import run_config
 from factorvae_jax.evaluation import evaluate as evaluation
 from factorvae_jax.monitoring import MetricWriter, ProgressBar
 from factorvae_jax.training.preemption import StopSignals
-from factorvae_jax.training.train_step import train_steps
+from factorvae_jax.training.host_data import HostBatches
+from factorvae_jax.training.train_step import train_steps, train_steps_on_batches
 from factorvae_jax.visualisation.snapshots import SnapshotWriter
 
 
@@ -36,7 +37,7 @@ class TrainingInterrupted(KeyboardInterrupt):
   """
 
 
-def _first_non_finite(metrics: dict, first_step: int) -> Optional[str]:
+def first_non_finite(metrics: dict, first_step: int) -> Optional[str]:
   """Describes the first NaN/Inf in stacked chunk metrics, or returns None.
 
   Steps are named by the state step the loss was computed at.
@@ -61,7 +62,7 @@ def _host_metrics(metrics: Any) -> dict:
   return {k: np.asarray(v) for k, v in unreplicate(metrics).items()}
 
 
-def _scalar_summary(chunks: list[dict]) -> dict:
+def scalar_summary(chunks: list[dict]) -> dict:
   """Averages a list of stacked chunk metrics into loggable scalars."""
   out = {}
   for name in chunks[0]:
@@ -75,7 +76,7 @@ def _scalar_summary(chunks: list[dict]) -> dict:
   return out
 
 
-def _numeric(scores: dict, prefix: str) -> dict:
+def numeric_scores(scores: dict, prefix: str) -> dict:
   """The finite-or-not numeric scores, prefixed, for the metric writer."""
   return {prefix + k: float(v) for k, v in scores.items()
           if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
@@ -100,6 +101,43 @@ def replicate(tree: Any) -> Any:
 def unreplicate(tree: Any) -> Any:
   """Device 0's copy of a replicated tree, on the host."""
   return jax.device_get(jax.tree.map(lambda x: x[0], tree))
+
+
+def open_run(config: ml_collections.ConfigDict, workdir: str, dataset,
+             step_config) -> tuple[TrainState, Checkpointer, MetricWriter]:
+  """A run's state, resumed from ``workdir``'s newest checkpoint if any.
+
+  Also writes the run files (``config.json``, ``data_source.json``) and opens
+  the metric writer, dropping logged steps after the resumed one.
+
+  Args:
+    config: the run's experiment config.
+    workdir: its workdir (existing).
+    dataset: the run's dataset.
+    step_config: its ``StepConfig``.
+
+  Returns:
+    ``(state, checkpointer, writer)``; the caller closes the last two.
+
+  Raises:
+    ValueError: the workdir's checkpoints are of a different experiment.
+  """
+  state = init_state(config, step_config, dataset.observation_shape)
+  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
+                              config.keep_checkpoints)
+  if checkpointer.latest_step() is not None:
+    try:
+      run_config.check_resume_compatible(config, workdir)
+    except ValueError:
+      checkpointer.close()
+      raise
+    state = checkpointer.restore(state)
+    logging.info("Resumed from step %d in %s", int(state.step), workdir)
+  run_config.write_run_files(config, dataset, workdir)
+  writer = MetricWriter(workdir)
+  writer.truncate_after(int(state.step))
+  writer.write_text(int(state.step), "data_source", dataset.source)
+  return state, checkpointer, writer
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -143,21 +181,9 @@ def _train_and_evaluate(config, workdir, stop: StopSignals) -> TrainState:
   dataset = data_lib.make_dataset(config.data)
   logging.info("Data: %s", dataset.source)
   step_config = build_step_config(config, dataset.observation_shape)
-  state = init_state(config, step_config, dataset.observation_shape)
-
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
-                              config.keep_checkpoints)
-  if checkpointer.latest_step() is not None:
-    run_config.check_resume_compatible(config, workdir)
-    state = checkpointer.restore(state)
-    logging.info("Resumed from step %d in %s", int(state.step), workdir)
-  run_config.write_run_files(config, dataset, workdir)
-  start_step = int(state.step)
-
-  writer = MetricWriter(workdir)
+  state, checkpointer, writer = open_run(config, workdir, dataset,
+                                         step_config)
   try:
-    writer.truncate_after(start_step)
-    writer.write_text(start_step, "data_source", dataset.source)
     host_state = _train(config, workdir, dataset, step_config, state,
                         checkpointer, writer, stop, start_time)
     if config.final_eval:
@@ -176,7 +202,7 @@ def _train_and_evaluate(config, workdir, stop: StopSignals) -> TrainState:
             f"experiments.evaluate --workdir={workdir}") from None
       evaluation.write_results(results, workdir)
       writer.write_scalars(int(host_state.step),
-                           _numeric(results["scores"], "final/"))
+                           numeric_scores(results["scores"], "final/"))
       print(evaluation.format_table(results))
   finally:
     writer.close()
@@ -197,17 +223,33 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
 
   local_batch = config.batch_size // jax.local_device_count()
   compiled = {}
+  host_batches = None
+  if config.data.get("on_device", True):
+    device_arrays = replicate(dataset.device_arrays())
+  else:
+    # The arrays stay on the host; each chunk's batches are drawn there.
+    host_batches = HostBatches(dataset, step_config, config.batch_size,
+                               jax.local_device_count(), state.rng)
 
-  def run_chunk(num_steps, state, arrays):
+  def run_chunk(num_steps, state, step):
     if num_steps not in compiled:
-      compiled[num_steps] = jax.pmap(
-          functools.partial(train_steps, step_config,
-                            dataset.sample_device_batch, local_batch,
-                            num_steps),
-          axis_name=AXIS_NAME, donate_argnums=(0,))
-    return compiled[num_steps](state, arrays)
+      if host_batches is None:
+        fn = functools.partial(train_steps, step_config,
+                               dataset.sample_device_batch, local_batch,
+                               num_steps)
+      else:
+        fn = functools.partial(train_steps_on_batches, step_config, num_steps)
+      compiled[num_steps] = jax.pmap(fn, axis_name=AXIS_NAME,
+                                     donate_argnums=(0,))
+    if host_batches is None:
+      return compiled[num_steps](state, device_arrays)
+    batches = host_batches.get(step, num_steps)
+    # Drawn on the host while the device runs this chunk.
+    host_batches.prefetch(step + num_steps,
+                          min(config.steps_per_dispatch,
+                              config.num_steps - step - num_steps))
+    return compiled[num_steps](state, batches)
 
-  device_arrays = replicate(dataset.device_arrays())
   device_state = replicate(state)
   progress = ProgressBar(config.num_steps, initial_step=start_step)
   pending = []  # Chunk metrics since the last log line.
@@ -230,7 +272,7 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
           should_stop=lambda: stop.requested)
     except evaluation.EvaluationInterrupted:
       return False
-    writer.write_scalars(int(s.step), _numeric(scores["scores"], "eval/"))
+    writer.write_scalars(int(s.step), numeric_scores(scores["scores"], "eval/"))
     return True
 
   try:
@@ -242,9 +284,9 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
                      chunk)
       # The old state's buffers are donated; on a NaN nothing of the new one
       # is ever saved.
-      device_state, metrics = run_chunk(chunk, device_state, device_arrays)
+      device_state, metrics = run_chunk(chunk, device_state, step)
       metrics = _host_metrics(metrics)
-      problem = _first_non_finite(metrics, step)
+      problem = first_non_finite(metrics, step)
       if problem is not None:
         raise NonFiniteLossError(
             f"Training diverged at {problem}. Nothing after step {step} was "
@@ -273,7 +315,7 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
         continue
       host_state = unreplicate(device_state)
       if step % config.log_every_steps == 0 or step == config.num_steps:
-        scalars = _scalar_summary(pending)
+        scalars = scalar_summary(pending)
         rate = progress.steps_per_second()
         if np.isfinite(rate):  # Unknown until two chunks have run.
           scalars["steps_per_second"] = rate
@@ -298,6 +340,8 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
       save(host_state)
   finally:
     progress.close()
+    if host_batches is not None:
+      host_batches.close()
     checkpointer.close()  # Waits for the pending asynchronous save.
   if stop.requested:
     writer.flush()

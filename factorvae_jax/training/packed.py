@@ -74,6 +74,27 @@ def resolve_mode(mode: str, platform: Optional[str] = None) -> str:
   return "map" if platform == "cpu" else "vmap"
 
 
+#: Runs packed per program by default, per platform. CPU: 'map' at N = 4
+#: was the fastest per model-step measured (1.19x one after another,
+#: docs/performance.md); GPU/TPU: one 64x64, batch-64 model uses a small
+#: part of the chip, 16 in one 'vmap' program fill it better (not yet
+#: measured on a device; see docs/sweeps.md).
+DEFAULT_RUNS_PER_GROUP = {"cpu": 4, "gpu": 16, "tpu": 16}
+
+
+def default_runs_per_group(platform: Optional[str] = None) -> int:
+  """How many runs a sweep packs into one program on ``platform``.
+
+  Args:
+    platform: 'cpu', 'gpu', 'tpu', ...; default: ``jax.default_backend()``.
+
+  Returns:
+    ``DEFAULT_RUNS_PER_GROUP``'s value, 4 for platforms it does not name.
+  """
+  platform = platform or jax.default_backend()
+  return DEFAULT_RUNS_PER_GROUP.get(platform, 4)
+
+
 def num_models(states: TrainState) -> int:
   """The size of the leading model axis of stacked ``states``.
 

@@ -53,6 +53,8 @@ class StopSignals:
         run_one_chunk()
   """
 
+  _active: list["StopSignals"] = []  # Entered and not yet exited, in order.
+
   def __init__(self, hard_exit_after: int = 3):
     self._hard_exit_after = hard_exit_after
     self._previous = {}
@@ -84,6 +86,13 @@ class StopSignals:
     os.write(2, message.encode())
 
   def __enter__(self) -> "StopSignals":
+    # Nested (a sweep's task around each run's training): a signal the outer
+    # one already caught stops the inner work at once, and one caught inside
+    # is passed out on exit, so neither is lost between the two.
+    outer = StopSignals._active[-1] if StopSignals._active else None
+    if outer is not None and outer.requested:
+      self.count, self.signal_name = outer.count, outer.signal_name
+    StopSignals._active.append(self)
     if threading.current_thread() is threading.main_thread():
       for signum in STOP_SIGNALS:
         self._previous[signum] = signal.getsignal(signum)
@@ -94,3 +103,8 @@ class StopSignals:
     for signum, handler in self._previous.items():
       signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     self._previous = {}
+    if self in StopSignals._active:
+      StopSignals._active.remove(self)
+    outer = StopSignals._active[-1] if StopSignals._active else None
+    if outer is not None and self.count > outer.count:
+      outer.count, outer.signal_name = self.count, self.signal_name

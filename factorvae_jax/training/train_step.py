@@ -107,6 +107,29 @@ def train_step(step_config: StepConfig, state: TrainState, batch: dict,
   return new_state, metrics
 
 
+def sample_global_batch(step_config: StepConfig, sample_fn: Callable,
+                        data_arrays: Any, key: jax.Array,
+                        global_batch_size: int) -> dict:
+  """Draws a step's whole global batch(es): what every device slices.
+
+  Args:
+    step_config: static configuration.
+    sample_fn: ``dataset.sample_device_batch``.
+    data_arrays: the dataset's arrays (where they live, the draw runs).
+    key: PRNG key for this step's data.
+    global_batch_size: the batch size over all devices.
+
+  Returns:
+    ``{'x': ...}`` and, when the auxiliary networks want it, ``{'x2': ...}``,
+    each [global_batch_size, *observation_shape].
+  """
+  k1, k2 = jax.random.split(key)
+  batch = {"x": sample_fn(data_arrays, k1, global_batch_size)}
+  if step_config.auxiliary is not None and step_config.auxiliary.extra_batch:
+    batch["x2"] = sample_fn(data_arrays, k2, global_batch_size)
+  return batch
+
+
 def sample_train_batch(step_config: StepConfig, sample_fn: Callable,
                        data_arrays: Any, key: jax.Array,
                        local_batch_size: int) -> dict:
@@ -126,14 +149,9 @@ def sample_train_batch(step_config: StepConfig, sample_fn: Callable,
     ``{'x': ...}`` and, when the auxiliary networks want it, ``{'x2': ...}``.
   """
   index, count = device_position(step_config.axis_name)
-  global_size = local_batch_size * count
-  k1, k2 = jax.random.split(key)
-  batch = {"x": local_slice(sample_fn(data_arrays, k1, global_size), index,
-                            local_batch_size)}
-  if step_config.auxiliary is not None and step_config.auxiliary.extra_batch:
-    batch["x2"] = local_slice(sample_fn(data_arrays, k2, global_size), index,
-                              local_batch_size)
-  return batch
+  batch = sample_global_batch(step_config, sample_fn, data_arrays, key,
+                              local_batch_size * count)
+  return {k: local_slice(v, index, local_batch_size) for k, v in batch.items()}
 
 
 def train_steps(step_config: StepConfig, sample_fn: Callable,
@@ -158,10 +176,42 @@ def train_steps(step_config: StepConfig, sample_fn: Callable,
   """
 
   def body(state, _):
-    key = jax.random.fold_in(state.rng, state.step)
-    data_key, step_key = jax.random.split(key)
+    data_key, step_key = step_keys(state)
     batch = sample_train_batch(step_config, sample_fn, data_arrays, data_key,
                                local_batch_size)
     return train_step(step_config, state, batch, step_key)
 
   return jax.lax.scan(body, state, None, length=num_steps)
+
+
+def step_keys(state: TrainState) -> tuple[jax.Array, jax.Array]:
+  """The data key and the step key of the step ``state`` is at."""
+  key = jax.random.fold_in(state.rng, state.step)
+  data_key, step_key = jax.random.split(key)
+  return data_key, step_key
+
+
+def train_steps_on_batches(step_config: StepConfig, num_steps: int,
+                           state: TrainState, batches: dict
+                           ) -> tuple[TrainState, dict]:
+  """``train_steps`` on batches drawn elsewhere (the host-side data path).
+
+  Step ``s`` uses the step key of ``fold_in(state.rng, s)``, as in
+  ``train_steps``; with batches drawn by ``sample_global_batch`` from that
+  key's data key (``training.host_data``), the result is the same.
+
+  Args:
+    step_config: static configuration.
+    num_steps: steps in this dispatch (static; the batches' leading axis).
+    state: train state.
+    batches: this device's shards, each [num_steps, local_batch, ...].
+
+  Returns:
+    ``(state, metrics)`` with every metric stacked over the steps.
+  """
+
+  def body(state, batch):
+    _, step_key = step_keys(state)
+    return train_step(step_config, state, batch, step_key)
+
+  return jax.lax.scan(body, state, batches, length=num_steps)
