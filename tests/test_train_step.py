@@ -1,4 +1,7 @@
-"""Behaviour of the pure train step: parallelism, isolation, vmap, scan."""
+"""Behaviour of the pure train step: parallelism, isolation, scan.
+
+vmap over a model axis is tested with the packed training it serves
+(tests/test_packed.py: every packed form against solo runs)."""
 
 import functools
 
@@ -6,7 +9,6 @@ from absl.testing import absltest
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from factorvae_jax.objectives.factorvae import discriminator_loss, permute_dims
@@ -146,27 +148,6 @@ class GradientIsolationTest(absltest.TestCase):
     state = fx.make_state(cfg)
     new_state, _ = train_step(cfg, state, _batch(), jax.random.PRNGKey(0))
     chex.assert_trees_all_equal(new_state.disc_params, state.disc_params)
-
-
-class VmapTest(absltest.TestCase):
-
-  def test_vmap_over_models_equals_separate_runs(self):
-    cfg = fx.make_step_config()
-    states = [fx.make_state(cfg, seed=0, gamma=6.0),
-              fx.make_state(cfg, seed=1, gamma=40.0)]
-    keys = jnp.stack([jax.random.PRNGKey(10), jax.random.PRNGKey(11)])
-    batch = _batch()
-    stacked = jax.tree.map(lambda *a: jnp.stack(a), *states)
-    v_out, v_metrics = jax.vmap(functools.partial(train_step, cfg),
-                                in_axes=(0, None, 0))(stacked, batch, keys)
-    for i, s in enumerate(states):
-      out, metrics = train_step(cfg, s, batch, keys[i])
-      chex.assert_trees_all_close(jax.tree.map(lambda a: a[i], v_out), out,
-                                  rtol=1e-5, atol=1e-6)
-      chex.assert_trees_all_close(jax.tree.map(lambda a: a[i], v_metrics),
-                                  metrics, rtol=1e-5, atol=1e-5)
-    # The two models really differ (different seeds and gamma).
-    self.assertFalse(np.allclose(v_metrics["loss"][0], v_metrics["loss"][1]))
 
 
 class ScanTest(absltest.TestCase):

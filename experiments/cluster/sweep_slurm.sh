@@ -29,6 +29,9 @@ set -uo pipefail
 
 SWEEP="${SWEEP:-experiments/sweeps/factorvae_study.py}"
 SWEEP_DIR="${SWEEP_DIR:-runs/factorvae_study}"
+# Runs packed into one program per GPU (docs/sweeps.md, "Packing"); empty =
+# the platform's default (16 on a GPU).
+RUNS_PER_GROUP="${RUNS_PER_GROUP:-}"
 EXIT_RESUMABLE=75
 
 cd "${SLURM_SUBMIT_DIR:-.}"
@@ -37,7 +40,8 @@ source .venv/bin/activate
 
 # Python runs in the background so this shell can pass SIGTERM on (with
 # B:TERM Slurm signals the batch shell only) and requeue afterwards.
-python -m experiments.sweep --sweep="${SWEEP}" --sweep_dir="${SWEEP_DIR}" &
+python -m experiments.sweep --sweep="${SWEEP}" --sweep_dir="${SWEEP_DIR}" \
+    ${RUNS_PER_GROUP:+--runs_per_group="${RUNS_PER_GROUP}"} &
 child=$!
 trap 'kill -TERM "${child}" 2>/dev/null' TERM INT
 wait "${child}"

@@ -35,6 +35,37 @@ def _compiled(networks: Networks):
   return encode, decode
 
 
+def encode_in_chunks(encode: Any, encoder_params: Any, images,
+                     chunk_size: int) -> Any:
+  """Runs a jitted encoder over ``images`` in zero-padded chunks.
+
+  Every call gets ``chunk_size`` images (the last chunk padded with zeros,
+  its padding dropped from the outputs), so the encoder compiles once per
+  chunk size whatever the number of images.
+
+  Args:
+    encode: jitted ``(encoder_params, images [chunk_size, ...]) -> outputs``
+      (an array or a tuple of arrays, each with a leading batch axis).
+    encoder_params: the encoder's parameters.
+    images: float [N, H, W, C] (N >= 1).
+    chunk_size: images per call.
+
+  Returns:
+    ``encode``'s outputs for all N images, as numpy, concatenated.
+  """
+  images = np.asarray(images, np.float32)
+  outputs = []
+  for start in range(0, len(images), chunk_size):
+    chunk = images[start:start + chunk_size]
+    n = len(chunk)
+    if n < chunk_size:
+      chunk = np.concatenate(
+          [chunk, np.zeros((chunk_size - n, *chunk.shape[1:]), np.float32)])
+    outputs.append(jax.tree.map(lambda a, n=n: np.asarray(a)[:n],
+                                encode(encoder_params, chunk)))
+  return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)
+
+
 @dataclasses.dataclass
 class TrainedModel:
   """A VAE's networks and parameters, with numpy-in, numpy-out helpers.
@@ -62,19 +93,10 @@ class TrainedModel:
       ``(mean, logvar)``, each [N, latent_dim].
     """
     encode, _ = _compiled(self.networks)
-    images = np.asarray(images, np.float32)
-    # Padded to one size per call site so the encoder compiles once for it.
-    size = max(1, min(_CHUNK, len(images)))
-    means, logvars = [], []
-    for start in range(0, len(images), size):
-      chunk = images[start:start + size]
-      n = len(chunk)
-      padded = np.concatenate(
-          [chunk, np.zeros((size - n, *chunk.shape[1:]), np.float32)])
-      mean, logvar = encode(self.vae_params["encoder"], padded)
-      means.append(np.asarray(mean)[:n])
-      logvars.append(np.asarray(logvar)[:n])
-    return np.concatenate(means), np.concatenate(logvars)
+    # One chunk size per call site, so the encoder compiles once for it.
+    mean, logvar = encode_in_chunks(encode, self.vae_params["encoder"],
+                                    images, max(1, min(_CHUNK, len(images))))
+    return mean, logvar
 
   def decode(self, z) -> np.ndarray:
     """Bernoulli means p(x|z) (pixel intensities in [0, 1]), [N, H, W, C]."""

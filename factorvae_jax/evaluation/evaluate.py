@@ -12,13 +12,12 @@ from typing import Callable, Optional, Sequence
 
 from absl import logging
 import jax
-import numpy as np
 
 from factorvae_jax import data as data_lib
 from factorvae_jax import metrics
 from factorvae_jax import objectives
 from factorvae_jax.builder import run_config
-from factorvae_jax.builder.trained_model import restore_vae_params
+from factorvae_jax.builder.trained_model import encode_in_chunks, restore_vae_params
 from factorvae_jax.models import make_networks
 from factorvae_jax.utils.files import write_json_atomically
 
@@ -53,21 +52,8 @@ def make_representation_fn(encoder, encoder_params):
   batch sizes the metrics ask for.
   """
   encode = jax.jit(lambda p, x: encoder.apply(p, x)[0])
-
-  def representation_fn(observations):
-    observations = np.asarray(observations, np.float32)
-    out = []
-    for start in range(0, len(observations), _ENCODE_CHUNK):
-      chunk = observations[start:start + _ENCODE_CHUNK]
-      n = len(chunk)
-      if n < _ENCODE_CHUNK:
-        chunk = np.concatenate(
-            [chunk, np.zeros((_ENCODE_CHUNK - n, *chunk.shape[1:]),
-                             np.float32)])
-      out.append(np.asarray(encode(encoder_params, chunk))[:n])
-    return np.concatenate(out)
-
-  return representation_fn
+  return lambda observations: encode_in_chunks(encode, encoder_params,
+                                               observations, _ENCODE_CHUNK)
 
 
 def library_versions() -> dict:

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The accelerator numbers the docs still lack, in one run of about 10 minutes
+# on one GPU (an H200 was the lent kind): packed sweep throughput for N up to
+# 64 (docs/performance.md, docs/sweeps.md), the train step, and the metric
+# suite with both DCI backends (docs/metrics.md).
+#
+#   python3 -m venv .venv && . .venv/bin/activate && \
+#       pip install -r requirements.txt "jax[cuda12]"
+#   OUT=/tmp/device_check bash benchmarks/device_check.sh
+#
+# Each benchmark's output goes to $OUT/<name>.txt; a benchmark that fails or
+# runs out of its time limit does not stop the others. Paste the printed
+# summary lines into the docs with the date and the device.
+set -uo pipefail
+
+OUT="${OUT:-/tmp/device_check}"
+mkdir -p "${OUT}"
+export PYTHONUNBUFFERED=1
+
+run() {  # name, seconds, command...
+  local name=$1 limit=$2
+  shift 2
+  echo "== ${name} (limit ${limit} s): $*"
+  { nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv || true
+    python -c "import jax; print(jax.__version__, jax.devices())"
+    timeout "${limit}" "$@"; echo "exit status $?"; } > "${OUT}/${name}.txt" 2>&1
+  grep -E "sweep_throughput|metrics_suite|steps/s|exit status" \
+      "${OUT}/${name}.txt" | tail -20
+}
+
+run sweep_throughput 300 python benchmarks/sweep_throughput.py \
+    --models=1,4,16,64 --modes=vmap,map --steps=100 --rounds=2 \
+    --steps_per_dispatch=50
+run train_step 120 python benchmarks/train_step.py \
+    --config=experiments/configs/factorvae_dsprites.py --steps=200 --rounds=3 \
+    --steps_per_dispatch=50
+run metrics 240 python benchmarks/metrics.py --dci_backends=jax,sklearn
