@@ -646,10 +646,12 @@ class EndToEndTest(absltest.TestCase):
     tmp = self.create_tempdir().full_path
     sweep_dir = os.path.join(tmp, "study")
     runs = _test_runs()
-    # Task 3 of 4: runs 3 and 7, one per model.
+    # Task 1 of 2: runs 1, 3 (factor_vae) and 5, 7 (beta_vae), trained as
+    # two packs of two; stopped in the beta_vae pack.
     process, log = _start(
-        _sweep_command(sweep_dir, self.cache_dir, "--task_index=3",
-                       "--num_tasks=4"), os.path.join(tmp, "log"))
+        _sweep_command(sweep_dir, self.cache_dir, "--task_index=1",
+                       "--num_tasks=2", "--runs_per_group=2"),
+        os.path.join(tmp, "log"))
     stopped = _wait_for_partial_run(runs, sweep_dir, process, "beta_vae",
                                     600)
     process.send_signal(signal.SIGTERM)
@@ -658,11 +660,20 @@ class EndToEndTest(absltest.TestCase):
                                                                    "log")))
     log.close()
     self.assertIsNotNone(stopped)
-    workdir = stopped.workdir(sweep_dir)
-    self.assertIsNone(claims.read_claim(workdir))
-    self.assertEqual([e["event"] for e in status.read_run_log(workdir)],
-                     ["start", "interrupted"])
-    self.assertEqual(status.run_status(workdir).state, status.PARTIAL)
+    self.assertIn("stopped 2 packed runs", _read(os.path.join(tmp, "log")))
+    for run in (runs[1], runs[3]):
+      self.assertEqual(status.run_status(run.workdir(sweep_dir)).state,
+                       status.DONE)
+    for run in (runs[5], runs[7]):  # The pack: both checkpointed.
+      workdir = run.workdir(sweep_dir)
+      self.assertIsNone(claims.read_claim(workdir))
+      self.assertEqual([e["event"] for e in status.read_run_log(workdir)],
+                       ["start", "interrupted"])
+      self.assertEqual(status.run_status(workdir).state, status.PARTIAL)
+      self.assertGreaterEqual(status.latest_checkpoint_step(workdir), 10)
+    for run in (runs[0], runs[2], runs[4], runs[6]):  # Task 0's share.
+      self.assertEqual(status.run_status(run.workdir(sweep_dir)).state,
+                       status.NEW)
 
 
 if __name__ == "__main__":
