@@ -105,7 +105,11 @@ def _run_colours(results: SweepResults) -> dict[tuple[str, str], tuple]:
     rows = [r for r in results.rows if r["model"] == model]
     labels = _label_order(rows, results.hparam_names)
     for n, label in enumerate(labels):
-      colours[(model, label)] = cmap(0.4 + 0.6 * (n + 1) / len(labels))
+      # Light to dark over the grid; a model with one value gets a mid shade
+      # (the darkest shades of every hue look alike).
+      shade = (0.7 if len(labels) == 1 else
+               0.4 + 0.55 * n / (len(labels) - 1))
+      colours[(model, label)] = cmap(shade)
   return colours
 
 
