@@ -1,6 +1,7 @@
 """Sweeps: definitions, sharding, claims, the runner, aggregation, and a tiny
 sweep end to end (two processes, a kill, a SIGTERM, aggregation)."""
 
+import copy
 import csv
 import json
 import os
@@ -474,6 +475,22 @@ class PackedSweepTest(absltest.TestCase):
                _read(os.path.join(workdir, "metrics.jsonl")).splitlines()]
       self.assertEqual(max(steps), 20)
       self.assertTrue(os.listdir(os.path.join(workdir, "images")))
+
+  def test_unpackable_configs_are_refused_before_training(self):
+    from factorvae_jax.training.packed_loop import train_and_evaluate_packed  # pylint: disable=g-import-not-at-top
+    base = common.for_variant(factorvae_dsprites.get_config("test"), "test")
+    other = copy.deepcopy(base)
+    with other.unlocked():
+      other.model.latent_dim = 5
+    tmp = self.create_tempdir().full_path
+    with self.assertRaisesRegex(ValueError, "cannot be packed.*separate"):
+      train_and_evaluate_packed([base, other], [tmp + "/a", tmp + "/b"])
+    host = copy.deepcopy(base)
+    with host.unlocked():
+      host.data.on_device = False
+    with self.assertRaisesRegex(ValueError, "runs_per_group=1"):
+      train_and_evaluate_packed([host, host], [tmp + "/c", tmp + "/d"])
+    self.assertFalse(os.listdir(tmp))  # Nothing was written.
 
   def test_packing_groups_runs_that_differ_only_in_seed_and_weight(self):
     runs = sweeps.expand(cpu_comparison.get_sweep("test,seeds=2"))
