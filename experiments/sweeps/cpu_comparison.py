@@ -1,8 +1,8 @@
 """A study a CPU affords: FactorVAE against beta-VAE and a plain VAE.
 
 One weight per model -- FactorVAE gamma = 35 (the configs' default, inside
-Kim & Mnih's grid), beta-VAE beta = 4 (the value Kim & Mnih single out as
-beta-VAE's best disentanglement on dSprites) and the plain VAE (beta = 1) --
+Kim & Mnih's grid), beta-VAE beta = 4 (Higgins et al. 2017's value for
+dSprites, inside Kim & Mnih's beta grid) and the plain VAE (beta = 1) --
 on procedural dSprites with the paper's architecture and optimiser, 3 seeds
 each. Runs are ordered seed by seed (every model's seed 0, then seed 1, ...)
 so a study cut short still compares all three models.
@@ -13,8 +13,9 @@ so a study cut short still compares all three models.
   # argument: [full|test][,seeds=N][,steps=N]; full: 3 models x 3 seeds of
   # STEPS steps each (batch 64).
 
-Cost: on the 2-core CPU of docs/results.md, about 2 hours for the 9 runs
-at 3000 steps (training and evaluation); :test is seconds per run.
+Cost: on the 2-core CPU of docs/results.md, 2 h 22 min for the 9 runs at
+3000 steps (training and evaluation, partly under load); :test is seconds
+per run.
 
 The final evaluation uses the 'cheap' sample sizes and leaves out the two
 metrics that cost minutes per model on a CPU (BetaVAE's and DCI's); run
