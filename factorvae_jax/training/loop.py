@@ -82,6 +82,17 @@ def numeric_scores(scores: dict, prefix: str) -> dict:
           if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
 
 
+def needs_host(config: ml_collections.ConfigDict, step: int) -> bool:
+  """Whether anything (log, checkpoint, images, evaluation) is due at
+  ``step``, so the state must be copied to the host."""
+  return (step % config.log_every_steps == 0 or
+          step % config.checkpoint_every_steps == 0 or
+          step % config.image_every_steps == 0 or
+          bool(config.eval_every_steps and
+               step % config.eval_every_steps == 0) or
+          step == config.num_steps)
+
+
 def replicate(tree: Any) -> Any:
   """Copies ``tree`` to every local device, as ``pmap`` lays out its outputs.
 
@@ -305,13 +316,7 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
       pending.append(metrics)
       progress.update(step, {k: float(v[-1]) for k, v in metrics.items()
                              if v.ndim == 1 and k in shown})
-      needs_host = (step % config.log_every_steps == 0 or
-                    step % config.checkpoint_every_steps == 0 or
-                    step % config.image_every_steps == 0 or
-                    (config.eval_every_steps and
-                     step % config.eval_every_steps == 0) or
-                    step == config.num_steps)
-      if not needs_host:
+      if not needs_host(config, step):
         continue
       host_state = unreplicate(device_state)
       if step % config.log_every_steps == 0 or step == config.num_steps:

@@ -221,7 +221,7 @@ def _train(base, runs: list[_Run], dataset, step_config, mode: str,
       progress.update(step, {
           k: float(np.mean([metrics[k][i][-1] for i in live]))
           for k, v in metrics.items() if v.ndim == 2 and k in shown and live})
-      if _needs_host(base, step):
+      if loop.needs_host(base, step):
         _on_host(base, runs, loop.unreplicate(device_states), step, progress,
                  step_config, dataset, stop)
     # Finished or stopped: every live run is saved at its last step.
@@ -245,15 +245,6 @@ def _train(base, runs: list[_Run], dataset, step_config, mode: str,
                f"again to resume.")
     logging.warning(message)
     raise loop.TrainingInterrupted(message)
-
-
-def _needs_host(config, step: int) -> bool:
-  return (step % config.log_every_steps == 0 or
-          step % config.checkpoint_every_steps == 0 or
-          step % config.image_every_steps == 0 or
-          bool(config.eval_every_steps and
-               step % config.eval_every_steps == 0) or
-          step == config.num_steps)
 
 
 def _on_host(config, runs: list[_Run], states: TrainState, step: int,
