@@ -197,6 +197,14 @@ class DSprites(ground_truth.GroundTruthData):
                        f"in {data_dir or 'the default data_dir'})"),
                details=details)
 
+  has_observation_index = True
+
+  def observations_at(self, indices: np.ndarray) -> np.ndarray:
+    """float32 [num, 64, 64, 1] images in {0, 1} of grid indices."""
+    bits = np.unpackbits(self._packed[np.asarray(indices)], axis=1)
+    return bits.reshape(len(bits), *self.observation_shape).astype(
+        np.float32)
+
   def sample_observations_from_factors(self, factors: np.ndarray,
                                        random_state) -> np.ndarray:
     """Returns the images of the given factor classes.
@@ -208,13 +216,8 @@ class DSprites(ground_truth.GroundTruthData):
     Returns:
       float32 [num, 64, 64, 1] in {0, 1}.
     """
-    del random_state
-    factors = np.asarray(factors)
-    ground_truth.check_factor_grid("DSprites", factors,
-                                   self.factors_num_values)
-    bits = np.unpackbits(self._packed[self.factors_to_index(factors)], axis=1)
-    return bits.reshape(len(factors), *self.observation_shape).astype(
-        np.float32)
+    return self.observations_at(self.observation_indices(factors,
+                                                         random_state))
 
   def device_arrays(self) -> dict:
     """The packed images, uint8 [num_images, 512] (numpy; caller places it)."""

@@ -198,6 +198,12 @@ class ProceduralDSprites(ground_truth.GroundTruthData):
                           ORIENTATION_VALUES, POSITION_VALUES, POSITION_VALUES)
     self._chunk_size = int(chunk_size)
 
+  has_observation_index = True
+
+  def observations_at(self, indices: np.ndarray) -> np.ndarray:
+    """Renders the images of grid indices: float32 [num, 64, 64, 1]."""
+    return self._render(self.index_to_factors(np.asarray(indices)))
+
   def sample_observations_from_factors(self, factors: np.ndarray,
                                        random_state) -> np.ndarray:
     """Renders the images of the given factor classes.
@@ -214,6 +220,10 @@ class ProceduralDSprites(ground_truth.GroundTruthData):
     factors = np.asarray(factors)
     ground_truth.check_factor_grid("ProceduralDSprites", factors,
                                    self.factors_num_values)
+    return self._render(factors)
+
+  def _render(self, factors: np.ndarray) -> np.ndarray:
+    """Renders valid factor classes [num, 5] chunk by chunk."""
     num = factors.shape[0]
     out = np.empty((num, *self.observation_shape), np.float32)
     for start in range(0, num, self._chunk_size):

@@ -93,6 +93,53 @@ class GroundTruthData(abc.ABC):
     return np.stack(np.unravel_index(np.asarray(index),
                                      self.factors_num_values), axis=-1)
 
+  # --- observation indices (encode-once evaluation) ----------------------
+  #: True when every observation is one of ``num_observations`` stored or
+  #: rendered images, picked by ``observation_indices``: the image depends
+  #: on the factors and the random draws alone, so a deterministic encoder
+  #: gives every index one code (``metrics.code_cache`` encodes each once).
+  has_observation_index: bool = False
+
+  # The defaults below suit a dataset with one image per factor combination
+  # (dSprites): it sets ``has_observation_index`` and implements
+  # ``observations_at``. One with nuisance factors overrides both.
+  @property
+  def num_observations(self) -> int:
+    """Number of distinct observations ``observation_indices`` can name."""
+    return self.num_images
+
+  def observation_indices(self, factors: np.ndarray,
+                          random_state) -> np.ndarray:
+    """The observations ``sample_observations_from_factors`` would return,
+    as indices into ``observations_at``.
+
+    Makes exactly the random draws ``sample_observations_from_factors``
+    makes (that method is ``observations_at(observation_indices(...))``);
+    by default none: the flat grid index of the factors.
+
+    Args:
+      factors: int [num, num_factors] factor classes.
+      random_state: ``np.random.RandomState`` or int seed.
+
+    Returns:
+      int64 [num] indices in ``[0, num_observations)``.
+    """
+    del random_state
+    if not self.has_observation_index:
+      raise NotImplementedError(
+          f"{type(self).__name__} has no observation index: its "
+          f"observations are not one of a fixed set (has_observation_index "
+          f"is False).")
+    factors = np.asarray(factors)
+    check_factor_grid(type(self).__name__, factors, self.factors_num_values)
+    return np.asarray(self.factors_to_index(factors), np.int64)
+
+  def observations_at(self, indices: np.ndarray) -> np.ndarray:
+    """float32 observations [num, *observation_shape] of the given indices."""
+    raise NotImplementedError(
+        f"{type(self).__name__} has no observation index "
+        f"(has_observation_index is False).")
+
   # --- on-device sampling --------------------------------------------------
   def device_arrays(self) -> Any:
     """Arrays the device sampler needs (a pytree); placed on device by the caller."""

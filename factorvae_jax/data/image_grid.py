@@ -68,9 +68,16 @@ class ImageGridData(ground_truth.GroundTruthData):
     self._images = images
     self._details = dict(details or {})
 
-  def sample_observations_from_factors(self, factors: np.ndarray,
-                                       random_state) -> np.ndarray:
-    """Returns images of the factors, drawing the nuisance factors at random.
+  has_observation_index = True
+
+  @property
+  def num_observations(self) -> int:
+    """Cells of the full grid (nuisances included): one image each."""
+    return len(self._images)
+
+  def observation_indices(self, factors: np.ndarray,
+                          random_state) -> np.ndarray:
+    """Full-grid indices of the factors, drawing the nuisance factors.
 
     Args:
       factors: int [num, num_factors] classes of the ground-truth factors.
@@ -78,7 +85,7 @@ class ImageGridData(ground_truth.GroundTruthData):
         factors in grid order (as disentanglement_lib), nothing otherwise.
 
     Returns:
-      float32 [num, *observation_shape], stored value / 255.
+      int64 [num] row-major indices into the full grid.
     """
     factors = np.asarray(factors)
     ground_truth.check_factor_grid(type(self).__name__, factors,
@@ -89,8 +96,19 @@ class ImageGridData(ground_truth.GroundTruthData):
       rs = ground_truth.as_random_state(random_state)
       for i in self.nuisance_factor_indices:
         full[:, i] = rs.randint(self.full_factor_sizes[i], size=len(factors))
-    index = np.ravel_multi_index(tuple(full.T), self.full_factor_sizes)
-    return self._images[index].astype(np.float32) / 255.0
+    return np.asarray(np.ravel_multi_index(tuple(full.T),
+                                           self.full_factor_sizes), np.int64)
+
+  def observations_at(self, indices: np.ndarray) -> np.ndarray:
+    """float32 [num, *observation_shape] images (stored value / 255)."""
+    return self._images[np.asarray(indices)].astype(np.float32) / 255.0
+
+  def sample_observations_from_factors(self, factors: np.ndarray,
+                                       random_state) -> np.ndarray:
+    """Images of the factors, drawing the nuisance factors at random (as
+    ``observation_indices``): float32 [num, *observation_shape]."""
+    return self.observations_at(self.observation_indices(factors,
+                                                         random_state))
 
   def device_arrays(self) -> dict:
     """The stored images (numpy; the caller places them on the device)."""

@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 
 from factorvae_jax import data as data_lib
 from factorvae_jax import metrics
@@ -56,6 +57,47 @@ def make_representation_fn(encoder, encoder_params):
                                                observations, _ENCODE_CHUNK)
 
 
+def make_many_models_encode_fn(encoder, stacked_params, mode: str = "auto"):
+  """numpy observations [B, ...] -> mean codes [B, M, C] of M encoders.
+
+  One jitted program encodes a chunk with every model, so a pack of runs is
+  encoded with one dispatch per chunk.
+
+  Args:
+    encoder: the encoder module (the same architecture for every model).
+    stacked_params: its parameters, stacked on a leading model axis (M).
+    mode: 'auto', 'map' or 'vmap' as in ``training.packed``: ``map`` runs
+      the models one after another inside the program (ungrouped
+      convolutions, fastest on a CPU; each model's codes are bitwise those
+      of ``make_representation_fn``), ``vmap`` batches them (grouped
+      convolutions, for accelerators; codes equal to float rounding);
+      'auto' picks ``map`` on CPU and ``vmap`` elsewhere.
+
+  Returns:
+    The encode function.
+  """
+  if mode == "auto":
+    # As training.packed's 'auto': XLA:CPU runs grouped convolutions slowly.
+    mode = "map" if jax.default_backend() == "cpu" else "vmap"
+  if mode not in ("map", "vmap"):
+    raise ValueError(f"mode must be 'auto', 'map' or 'vmap' for encoding, "
+                     f"got {mode!r}.")
+
+  def encode_one(params, x):
+    return encoder.apply(params, x)[0]
+
+  def encode_all(params, x):
+    if mode == "map":
+      codes = jax.lax.map(lambda p: encode_one(p, x), params)
+    else:
+      codes = jax.vmap(encode_one, in_axes=(0, None))(params, x)
+    return jnp.swapaxes(codes, 0, 1)
+
+  encode = jax.jit(encode_all)
+  return lambda observations: encode_in_chunks(encode, stacked_params,
+                                               observations, _ENCODE_CHUNK)
+
+
 def library_versions() -> dict:
   """Installed versions of the libraries that decide the numbers."""
   found = {}
@@ -87,26 +129,129 @@ def evaluate_state(config, encoder, encoder_params, dataset, step: int,
 
   Returns:
     ``{'scores': {...}, 'settings': {...}, 'checkpoint_step', 'dataset',
-    'model', 'versions', 'seconds', 'stage_seconds'}`` (JSON-serialisable;
-    ``stage_seconds`` is the wall time of the shared sample pool and of each
-    metric).
+    'model', 'versions', 'seconds', 'stage_seconds',
+    'observations_encoded'}`` (JSON-serialisable; ``stage_seconds`` is the
+    wall time of the shared sample pool and of each metric).
 
   Raises:
     EvaluationInterrupted: ``should_stop`` returned True.
+  """
+  encode = make_representation_fn(encoder, encoder_params)
+  return _evaluate_models([config], lambda obs: encode(obs)[:, None],
+                          dataset, [step], sizes, metric_names,
+                          should_stop, single=encode)[0]
+
+
+def evaluate_states(configs: Sequence, encoder, stacked_params, dataset,
+                    steps: Sequence[int], sizes: str = "default",
+                    metric_names: Optional[Sequence[str]] = None,
+                    should_stop: Optional[Callable[[], bool]] = None,
+                    mode: str = "auto",
+                    on_result: Optional[Callable[[int, dict], None]] = None
+                    ) -> list[dict]:
+  """``evaluate_state`` for M models of one architecture, encoded together.
+
+  Every distinct observation the metrics draw is encoded once, by one
+  program for all M models (``make_many_models_encode_fn``), when the
+  dataset names its observations by index (``metrics.CodeCache``); the
+  first model's pass fills every model's codes and the others' passes, with
+  the same evaluation seed, only look them up. Each model's results are
+  those ``evaluate_state`` gives it alone. On a dataset without an
+  observation index the models are evaluated one after another.
+
+  Args:
+    configs: each model's experiment config.
+    encoder: the encoder module.
+    stacked_params: the encoders' parameters on a leading model axis (M).
+    dataset: the ground-truth dataset.
+    steps: each model's training step (recorded).
+    sizes: size preset, as in ``evaluate_state``.
+    metric_names: which metrics to run (default: all).
+    should_stop: as in ``evaluate_state``.
+    mode: how the models are batched in the program ('auto', 'map',
+      'vmap'; ``make_many_models_encode_fn``).
+    on_result: called as ``on_result(k, results)`` as soon as model ``k``
+      is evaluated (so a stop signal during model ``k + 1`` loses nothing
+      of model ``k``'s).
+
+  Returns:
+    One results dict per model, as ``evaluate_state`` returns;
+    ``observations_encoded`` counts the encodes a model's pass caused
+    (zero for models whose codes an earlier pass filled).
+
+  Raises:
+    EvaluationInterrupted: ``should_stop`` returned True.
+  """
+  num_models = len(configs)
+  if len(steps) != num_models:
+    raise ValueError(f"{num_models} configs but {len(steps)} steps.")
+  for leaf in jax.tree.leaves(stacked_params):
+    if leaf.shape[:1] != (num_models,):
+      raise ValueError(f"stacked_params must have a leading axis of "
+                       f"{num_models} models, got a leaf of shape "
+                       f"{leaf.shape}.")
+  single = None
+  if not metrics.supports_code_cache(dataset):
+    single = [make_representation_fn(
+        encoder, jax.tree.map(lambda a, k=k: a[k], stacked_params))
+              for k in range(num_models)]
+  return _evaluate_models(
+      configs, make_many_models_encode_fn(encoder, stacked_params, mode),
+      dataset, steps, sizes, metric_names, should_stop, single=single,
+      on_result=on_result)
+
+
+def _evaluate_models(configs, encode_many, dataset, steps, sizes,
+                     metric_names, should_stop, single,
+                     on_result=None) -> list[dict]:
+  """Evaluates M models through one code cache, or one by one.
+
+  Args:
+    encode_many: observations -> codes [B, M, C].
+    single: when the dataset has no observation index, the per-model
+      representation functions (a single function for one model).
   """
   def check_stop():
     if should_stop is not None and should_stop():
       raise EvaluationInterrupted("evaluation stopped by a signal")
 
-  start = time.time()
-  encode = make_representation_fn(encoder, encoder_params)
-
-  def representation_fn(observations):
+  def polled(fn):
     # Polled here and between metrics: the signal is acted on between two
     # encoder calls, never inside one.
-    check_stop()
-    return encode(observations)
+    def wrapped(observations):
+      check_stop()
+      return fn(observations)
+    return wrapped
 
+  cache = None
+  if metrics.supports_code_cache(dataset):
+    cache = metrics.CodeCache(dataset, polled(encode_many), len(configs),
+                              chunk_size=2 * _ENCODE_CHUNK,
+                              fill_to=_ENCODE_CHUNK)
+  elif callable(single):
+    single = [single]
+  results = []
+  for k, (config, step) in enumerate(zip(configs, steps)):
+    encoded_before = cache.num_encoded if cache is not None else 0
+    if cache is not None:
+      data, representation_fn = cache.dataset, cache.representation_fn(k)
+    else:
+      data, representation_fn = dataset, polled(single[k])
+    result = _evaluate_one(config, data, representation_fn, step, sizes,
+                           metric_names, check_stop, dataset.describe())
+    if cache is not None:
+      result["observations_encoded"] = cache.num_encoded - encoded_before
+      result["models_encoded_together"] = len(configs)
+    results.append(result)
+    if on_result is not None:
+      on_result(k, result)
+  return results
+
+
+def _evaluate_one(config, data, representation_fn, step, sizes,
+                  metric_names, check_stop, dataset_description) -> dict:
+  """The suite on one representation; the results dict of one model."""
+  start = time.time()
   stage_seconds = {}
 
   def on_progress(stage, seconds):
@@ -116,8 +261,9 @@ def evaluate_state(config, encoder, encoder_params, dataset, step: int,
     stage_seconds[stage] = round(seconds, 2)
     logging.info("evaluation: %s took %.1f s", stage, seconds)
 
+  counted = _CountingRepresentation(representation_fn)
   raw = metrics.evaluate_representation(
-      dataset, representation_fn, random_state=int(config.eval_seed),
+      data, counted, random_state=int(config.eval_seed),
       sizes=resolve_sizes(sizes), metrics=metric_names,
       on_progress=on_progress,
       # Configs written before the backend existed lack the field.
@@ -131,7 +277,7 @@ def evaluate_state(config, encoder, encoder_params, dataset, step: int,
       "scores": scores,
       "settings": settings,
       "checkpoint_step": int(step),
-      "dataset": dataset.describe(),
+      "dataset": dataset_description,
       "model": {"name": config.model.name,
                 "hparams": {n: float(config.model[n]) for n in
                             objectives.get_objective(
@@ -139,7 +285,22 @@ def evaluate_state(config, encoder, encoder_params, dataset, step: int,
       "versions": library_versions(),
       "seconds": time.time() - start,
       "stage_seconds": stage_seconds,
+      # Replaced by the cache's count when codes are cached.
+      "observations_encoded": counted.count,
+      "observations_drawn": counted.count,
   }
+
+
+class _CountingRepresentation:
+  """Counts the observations the metrics ask a representation for."""
+
+  def __init__(self, fn):
+    self._fn = fn
+    self.count = 0
+
+  def __call__(self, observations):
+    self.count += len(observations)
+    return self._fn(observations)
 
 
 def write_results(results: dict, workdir: str,
@@ -157,6 +318,10 @@ def format_table(results: dict) -> str:
   for name, value in sorted(results["scores"].items()):
     shown = f"{value:.4f}" if isinstance(value, float) else str(value)
     lines.append(f"  {name:<{width}}  {shown}")
+  if "observations_drawn" in results and "seconds" in results:
+    lines.append(f"({results['observations_drawn']:,} observations drawn, "
+                 f"{results['observations_encoded']:,} encoded; "
+                 f"{results['seconds']:.0f} s)")
   return "\n".join(lines)
 
 

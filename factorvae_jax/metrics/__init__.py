@@ -15,6 +15,8 @@ Sampling-level metrics draw from a GroundTruthData-like dataset through a
 ``evaluate_representation`` with ``DEFAULT_SIZES`` (dlib's study settings)
 and ``CHEAP_SIZES``. ``sample_codes_and_factors`` draws (codes, factors)
 the way dlib does, to feed the array-level metrics yourself.
+``CodeCache`` (``code_cache.py``) encodes each distinct observation of an
+indexed dataset once, for one model or several at a time.
 
 The suite's metrics, with their functions and preset sizes, are the entries
 of ``METRICS`` (``registry.py``); adding a metric is one entry there.
@@ -24,6 +26,8 @@ This package imports neither the training code nor, until DCI runs with
 ``backend="jax"`` (``gradient_boosting.py``), JAX.
 """
 
+from factorvae_jax.metrics.code_cache import CodeCache
+from factorvae_jax.metrics.code_cache import supports_code_cache
 from factorvae_jax.metrics.information import DEFAULT_NUM_BINS
 from factorvae_jax.metrics.information import discrete_entropy
 from factorvae_jax.metrics.information import discrete_mutual_info
@@ -65,6 +69,7 @@ from factorvae_jax.metrics.unsupervised import unsupervised_scores
 __all__ = [
     "ALL_METRICS",
     "CHEAP_SIZES",
+    "CodeCache",
     "DCI_BACKENDS",
     "DEFAULT_NUM_BINS",
     "DEFAULT_PRUNE_THRESHOLD",
@@ -98,5 +103,6 @@ __all__ = [
     "sample_codes_and_factors",
     "sap",
     "sap_score_matrix",
+    "supports_code_cache",
     "unsupervised_scores",
 ]

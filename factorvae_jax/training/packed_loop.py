@@ -272,42 +272,59 @@ def _on_host(config, runs: list[_Run], states: TrainState, step: int,
       pictures = r.snapshots.write(
           TrainedModel(step_config.networks, state.vae_params, step), step)
       r.writer.write_images(step, pictures)
-    if (config.eval_every_steps and step % config.eval_every_steps == 0 and
-        not stop.requested):
-      try:
-        scores = evaluation.evaluate_state(
-            r.config, step_config.networks.encoder,
-            state.vae_params["encoder"], dataset, step,
-            sizes=config.periodic_eval_sizes,
-            metric_names=config.periodic_eval_metrics,
-            should_stop=lambda: stop.requested)
-      except evaluation.EvaluationInterrupted:
-        continue
-      r.writer.write_scalars(step, loop.numeric_scores(scores["scores"],
-                                                       "eval/"))
+  if (config.eval_every_steps and step % config.eval_every_steps == 0 and
+      not stop.requested):
+    live = [i for i, r in enumerate(runs) if r.error is None]
+    if not live:
+      return
+
+    def write(k, results):
+      runs[live[k]].writer.write_scalars(
+          step, loop.numeric_scores(results["scores"], "eval/"))
+
+    try:
+      evaluation.evaluate_states(
+          [runs[i].config for i in live], step_config.networks.encoder,
+          jax.tree.map(lambda a: a[np.asarray(live)],
+                       states.vae_params["encoder"]),
+          dataset, [step] * len(live), sizes=config.periodic_eval_sizes,
+          metric_names=config.periodic_eval_metrics,
+          should_stop=lambda: stop.requested, on_result=write)
+    except evaluation.EvaluationInterrupted:
+      pass
 
 
 def _evaluate_final(runs: list[_Run], dataset, step_config,
                     stop: StopSignals) -> None:
-  """The final evaluation of every run that trained to the end."""
-  for r in runs:
-    if r.error is not None:
-      continue
-    step = int(r.state.step)
-    try:
-      results = evaluation.evaluate_state(
-          r.config, step_config.networks.encoder,
-          r.state.vae_params["encoder"], dataset, step,
-          sizes=r.config.final_eval_sizes,
-          metric_names=r.config.final_eval_metrics,
-          should_stop=lambda: stop.requested)
-    except evaluation.EvaluationInterrupted:
-      raise loop.TrainingInterrupted(
-          f"{stop.signal_name}: stopped the final evaluation of {r.workdir}. "
-          f"Training is complete and saved (step {step}); run the same "
-          f"command again, or evaluate it with python -m experiments.evaluate "
-          f"--workdir={r.workdir}") from None
+  """The final evaluation of every run that trained to the end, encoded
+  together (``evaluation.evaluate_states``)."""
+  live = [r for r in runs if r.error is None]
+  if not live:
+    return
+  done = []
+
+  def write(k, results):
+    r = live[k]
     evaluation.write_results(results, r.workdir)
-    r.writer.write_scalars(step, loop.numeric_scores(results["scores"],
-                                                     "final/"))
+    r.writer.write_scalars(results["checkpoint_step"],
+                           loop.numeric_scores(results["scores"], "final/"))
     logging.info("%s:\n%s", r.workdir, evaluation.format_table(results))
+    done.append(k)
+
+  try:
+    evaluation.evaluate_states(
+        [r.config for r in live], step_config.networks.encoder,
+        jax.tree.map(lambda *leaves: np.stack(leaves),
+                     *[r.state.vae_params["encoder"] for r in live]),
+        dataset, [int(r.state.step) for r in live],
+        sizes=live[0].config.final_eval_sizes,
+        metric_names=live[0].config.final_eval_metrics,
+        should_stop=lambda: stop.requested, on_result=write)
+  except evaluation.EvaluationInterrupted:
+    left = [r for k, r in enumerate(live) if k not in done]
+    raise loop.TrainingInterrupted(
+        f"{stop.signal_name}: stopped the final evaluation of "
+        f"{', '.join(r.workdir for r in left)}. Training is complete and "
+        f"saved (step {int(left[0].state.step)}); run the same command "
+        f"again, or evaluate each with python -m experiments.evaluate "
+        f"--workdir=WORKDIR") from None
