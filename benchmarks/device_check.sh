@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The accelerator numbers the docs still lack, in one run of about 10 minutes
 # on one GPU (an H200 was the lent kind): packed sweep throughput for N up to
-# 64 (docs/performance.md, docs/sweeps.md), the train step, and the metric
-# suite with both DCI backends (docs/metrics.md).
+# 64 (docs/performance.md, docs/sweeps.md), the train step, the evaluation
+# encoder's images/s against its FLOP rate, and the metric suite with both
+# DCI backends (docs/metrics.md).
 #
 #   python3 -m venv .venv && . .venv/bin/activate && \
 #       pip install -r requirements.txt "jax[cuda12]"
@@ -24,7 +25,7 @@ run() {  # name, seconds, command...
   { nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv || true
     python -c "import jax; print(jax.__version__, jax.devices())"
     timeout "${limit}" "$@"; echo "exit status $?"; } > "${OUT}/${name}.txt" 2>&1
-  grep -E "sweep_throughput|metrics_suite|steps/s|exit status" \
+  grep -E "sweep_throughput|metrics_suite|steps/s|^encode |exit status" \
       "${OUT}/${name}.txt" | tail -20
 }
 
@@ -34,4 +35,5 @@ run sweep_throughput 300 python benchmarks/sweep_throughput.py \
 run train_step 120 python benchmarks/train_step.py \
     --config=experiments/configs/factorvae_dsprites.py --steps=200 --rounds=3 \
     --steps_per_dispatch=50
+run encode 60 python benchmarks/encode.py --images=50000 --chunks=500,5000
 run metrics 240 python benchmarks/metrics.py --dci_backends=jax,sklearn

@@ -100,7 +100,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   # DCI's gradient-boosted trees: 'jax' (sklearn's algorithm ported to JAX,
   # all factors at once on the device; equal to sklearn up to ties between
   # equally good splits, docs/metrics.md), 'sklearn' (the reference), or
-  # 'auto': 'jax' on a GPU/TPU, 'sklearn' on a CPU, where the port is slower.
+  # 'auto': 'jax' on a GPU/TPU, 'sklearn' (the reference) on a CPU, where
+  # the port gains little (docs/metrics.md, "Cost").
   config.dci_backend = "auto"
   # Discriminator health warning (FactorVAE): accuracy inside the chance band
   # or above the saturation level for this many steps.

@@ -22,8 +22,8 @@ from factorvae_jax.metrics import unsupervised
 
 #: DCI's classifier implementations: the JAX port of sklearn's gradient
 #: boosting, sklearn itself (the reference), or "auto": the port when JAX's
-#: default device is an accelerator, sklearn on a CPU (where the port is
-#: slower; docs/metrics.md, "Cost").
+#: default device is an accelerator, sklearn on a CPU (where the port gains
+#: little, and loses under load; docs/metrics.md, "Cost").
 DCI_BACKENDS = ("auto", "jax", "sklearn")
 SIZE_PRESET_NAMES = ("default", "cheap", "tiny")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -182,6 +183,83 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     return _train_and_evaluate(config, workdir, stop)
 
 
+@dataclasses.dataclass
+class RunRecorder:
+  """What one run writes while it trains: logs, checkpoints and images.
+
+  Shared by the single-run loop and the packed loop (one per packed run),
+  so a run writes the same files whichever trained it.
+
+  Attributes:
+    config: the run's experiment config.
+    workdir: its workdir.
+    checkpointer: its checkpoint manager.
+    writer: its metric writer (TensorBoard and metrics.jsonl).
+    snapshots: its image writer.
+    watch: the objective's training watch (FactorVAE's discriminator), or
+      None.
+    last_saved: the newest saved step, or None.
+    pending: chunk metrics since the last log line.
+  """
+  config: ml_collections.ConfigDict
+  workdir: str
+  checkpointer: Checkpointer
+  writer: MetricWriter
+  snapshots: SnapshotWriter
+  watch: Optional[Any]
+  last_saved: Optional[int]
+  pending: list = dataclasses.field(default_factory=list)
+
+  @classmethod
+  def open(cls, config, workdir: str, dataset, step_config):
+    """``(state, recorder)``: ``open_run`` plus the image writer and watch."""
+    state, checkpointer, writer = open_run(config, workdir, dataset,
+                                           step_config)
+    aux = step_config.auxiliary
+    watch = (aux.make_watch(config)
+             if aux is not None and aux.make_watch is not None else None)
+    snapshots = SnapshotWriter(
+        dataset.sample_observations(8,
+                                    np.random.RandomState(config.eval_seed)),
+        os.path.join(workdir, "images"))
+    return state, cls(config=config, workdir=workdir,
+                      checkpointer=checkpointer, writer=writer,
+                      snapshots=snapshots, watch=watch,
+                      last_saved=checkpointer.latest_step())
+
+  def save(self, state: TrainState) -> None:
+    self.checkpointer.save(state)
+    self.last_saved = int(state.step)
+
+  def record(self, step: int, state: TrainState, networks,
+             steps_per_second: float) -> None:
+    """Writes the log line, checkpoint and images due at ``step``.
+
+    Args:
+      step: the step just finished.
+      state: the host copy of the run's state at ``step``.
+      networks: the VAE networks (for the images).
+      steps_per_second: the progress bar's rate (logged if finite).
+    """
+    config = self.config
+    if step % config.log_every_steps == 0 or step == config.num_steps:
+      scalars = scalar_summary(self.pending)
+      if np.isfinite(steps_per_second):  # Unknown until two chunks ran.
+        scalars["steps_per_second"] = steps_per_second
+      self.writer.write_scalars(step, scalars)
+      self.pending = []
+      warning = self.watch(step, scalars) if self.watch is not None else None
+      if warning:
+        logging.warning("%s step %d: %s", self.workdir, step, warning)
+        self.writer.write_text(step, "warnings", warning)
+    if step % config.checkpoint_every_steps == 0:
+      self.save(state)
+    if step % config.image_every_steps == 0 or step == config.num_steps:
+      pictures = self.snapshots.write(
+          TrainedModel(networks, state.vae_params, step), step)
+      self.writer.write_images(step, pictures)
+
+
 def _train_and_evaluate(config, workdir, stop: StopSignals) -> TrainState:
   start_time = time.monotonic()
   workdir = os.path.abspath(workdir)
@@ -192,11 +270,11 @@ def _train_and_evaluate(config, workdir, stop: StopSignals) -> TrainState:
   dataset = data_lib.make_dataset(config.data)
   logging.info("Data: %s", dataset.source)
   step_config = build_step_config(config, dataset.observation_shape)
-  state, checkpointer, writer = open_run(config, workdir, dataset,
-                                         step_config)
+  state, recorder = RunRecorder.open(config, workdir, dataset, step_config)
+  checkpointer, writer = recorder.checkpointer, recorder.writer
   try:
-    host_state = _train(config, workdir, dataset, step_config, state,
-                        checkpointer, writer, stop, start_time)
+    host_state = _train(config, dataset, step_config, state, recorder, stop,
+                        start_time)
     if config.final_eval:
       try:
         results = evaluation.evaluate_state(
@@ -220,16 +298,11 @@ def _train_and_evaluate(config, workdir, stop: StopSignals) -> TrainState:
   return host_state
 
 
-def _train(config, workdir, dataset, step_config, state, checkpointer,
-           writer, stop: StopSignals, start_time: float) -> TrainState:
+def _train(config, dataset, step_config, state, recorder: RunRecorder,
+           stop: StopSignals, start_time: float) -> TrainState:
   """The training loop proper: chunks of steps until done or stopped."""
   start_step = int(state.step)
-  snapshots = SnapshotWriter(
-      dataset.sample_observations(8, np.random.RandomState(config.eval_seed)),
-      os.path.join(workdir, "images"))
-  aux = step_config.auxiliary
-  watch = (aux.make_watch(config)
-           if aux is not None and aux.make_watch is not None else None)
+  checkpointer, writer = recorder.checkpointer, recorder.writer
   shown = step_config.objective.progress_metrics
 
   local_batch = config.batch_size // jax.local_device_count()
@@ -263,15 +336,8 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
 
   device_state = replicate(state)
   progress = ProgressBar(config.num_steps, initial_step=start_step)
-  pending = []  # Chunk metrics since the last log line.
   step = start_step
-  last_saved = checkpointer.latest_step()
   host_state = state
-
-  def save(s):
-    nonlocal last_saved
-    checkpointer.save(s)
-    last_saved = int(s.step)
 
   def evaluate_now(s) -> bool:
     """Periodic evaluation; False if a stop signal cut it short."""
@@ -301,11 +367,11 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
       if problem is not None:
         raise NonFiniteLossError(
             f"Training diverged at {problem}. Nothing after step {step} was "
-            f"saved; the last good checkpoint is step {last_saved} in "
-            f"{checkpointer.directory}. Lower the learning rates "
+            f"saved; the last good checkpoint is step {recorder.last_saved} "
+            f"in {checkpointer.directory}. Lower the learning rates "
             f"(config.optim.*_learning_rate) or the regulariser weight, or "
             f"change config.seed, and run again in a new workdir (or delete "
-            f"the checkpoints after {last_saved}).")
+            f"the checkpoints after {recorder.last_saved}).")
       if step == start_step:
         # Startup cost (data, init, compilation) is what a sweep of short
         # runs pays per model; make it visible.
@@ -313,36 +379,20 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
                      "compilation included).", chunk,
                      time.monotonic() - start_time)
       step += chunk
-      pending.append(metrics)
+      recorder.pending.append(metrics)
       progress.update(step, {k: float(v[-1]) for k, v in metrics.items()
                              if v.ndim == 1 and k in shown})
       if not needs_host(config, step):
         continue
       host_state = unreplicate(device_state)
-      if step % config.log_every_steps == 0 or step == config.num_steps:
-        scalars = scalar_summary(pending)
-        rate = progress.steps_per_second()
-        if np.isfinite(rate):  # Unknown until two chunks have run.
-          scalars["steps_per_second"] = rate
-        writer.write_scalars(step, scalars)
-        pending = []
-        warning = watch(step, scalars) if watch is not None else None
-        if warning:
-          logging.warning("step %d: %s", step, warning)
-          writer.write_text(step, "warnings", warning)
-      if step % config.checkpoint_every_steps == 0:
-        save(host_state)
-      if step % config.image_every_steps == 0 or step == config.num_steps:
-        pictures = snapshots.write(
-            TrainedModel(step_config.networks, host_state.vae_params, step),
-            step)
-        writer.write_images(step, pictures)
+      recorder.record(step, host_state, step_config.networks,
+                      progress.steps_per_second())
       if config.eval_every_steps and step % config.eval_every_steps == 0:
         evaluate_now(host_state)
     # Finished or stopped: the device state is consistent after every chunk.
     host_state = unreplicate(device_state)
-    if int(host_state.step) > start_step or last_saved is not None:
-      save(host_state)
+    if int(host_state.step) > start_step or recorder.last_saved is not None:
+      recorder.save(host_state)
   finally:
     progress.close()
     if host_batches is not None:
@@ -350,7 +400,7 @@ def _train(config, workdir, dataset, step_config, state, checkpointer,
     checkpointer.close()  # Waits for the pending asynchronous save.
   if stop.requested:
     writer.flush()
-    if int(host_state.step) == start_step and last_saved is None:
+    if int(host_state.step) == start_step and recorder.last_saved is None:
       where = "no step had run, so there is nothing to resume from yet"
     else:
       where = f"the checkpoint is in {checkpointer.directory}"

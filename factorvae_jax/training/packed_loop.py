@@ -30,33 +30,21 @@ import ml_collections
 import numpy as np
 
 from factorvae_jax import data as data_lib
-from factorvae_jax.builder import AXIS_NAME, Checkpointer, TrainedModel, TrainState, build_step_config
+from factorvae_jax.builder import AXIS_NAME, TrainState, build_step_config
 from factorvae_jax.builder import run_config
 from factorvae_jax.evaluation import evaluate as evaluation
-from factorvae_jax.monitoring import MetricWriter, ProgressBar
+from factorvae_jax.monitoring import ProgressBar
 from factorvae_jax.training import loop
 from factorvae_jax.training import packed
 from factorvae_jax.training.preemption import StopSignals
-from factorvae_jax.visualisation.snapshots import SnapshotWriter
 
 
 @dataclasses.dataclass
-class _Run:
-  """One run of the pack: its config, workdir and writers."""
-  config: ml_collections.ConfigDict
-  workdir: str
-  state: TrainState
-  checkpointer: Checkpointer
-  writer: MetricWriter
-  snapshots: SnapshotWriter
-  watch: Optional[object]
-  last_saved: Optional[int]
+class _Run(loop.RunRecorder):
+  """One run of the pack: what it writes, its latest state, and the error
+  that stopped it alone (a NaN), if any."""
+  state: Optional[TrainState] = None
   error: Optional[BaseException] = None
-  pending: list = dataclasses.field(default_factory=list)
-
-  def save(self, state: TrainState) -> None:
-    self.checkpointer.save(state)
-    self.last_saved = int(state.step)
 
 
 def train_and_evaluate_packed(
@@ -119,19 +107,9 @@ def _open_each(configs, workdirs, dataset, step_config,
   """Opens every run into ``runs``; all must be at the same step."""
   for config, workdir in zip(configs, workdirs):
     os.makedirs(workdir, exist_ok=True)
-    state, checkpointer, writer = loop.open_run(config, workdir, dataset,
-                                                step_config)
-    aux = step_config.auxiliary
-    watch = (aux.make_watch(config)
-             if aux is not None and aux.make_watch is not None else None)
-    snapshots = SnapshotWriter(
-        dataset.sample_observations(8,
-                                    np.random.RandomState(config.eval_seed)),
-        os.path.join(workdir, "images"))
-    runs.append(_Run(config=config, workdir=workdir, state=state,
-                     checkpointer=checkpointer, writer=writer,
-                     snapshots=snapshots, watch=watch,
-                     last_saved=checkpointer.latest_step()))
+    state, run = _Run.open(config, workdir, dataset, step_config)
+    run.state = state
+    runs.append(run)
   steps = sorted({int(r.state.step) for r in runs})
   if len(steps) > 1:
     raise ValueError(
@@ -252,26 +230,10 @@ def _on_host(config, runs: list[_Run], states: TrainState, step: int,
              stop: StopSignals) -> None:
   """Per run: log, checkpoint, images and periodic evaluation at ``step``."""
   for r, state in zip(runs, packed.unstack_states(states)):
-    if r.error is not None:
-      continue
-    r.state = state
-    if step % config.log_every_steps == 0 or step == config.num_steps:
-      scalars = loop.scalar_summary(r.pending)
-      rate = progress.steps_per_second()
-      if np.isfinite(rate):
-        scalars["steps_per_second"] = rate
-      r.writer.write_scalars(step, scalars)
-      r.pending = []
-      warning = r.watch(step, scalars) if r.watch is not None else None
-      if warning:
-        logging.warning("%s step %d: %s", r.workdir, step, warning)
-        r.writer.write_text(step, "warnings", warning)
-    if step % config.checkpoint_every_steps == 0:
-      r.save(state)
-    if step % config.image_every_steps == 0 or step == config.num_steps:
-      pictures = r.snapshots.write(
-          TrainedModel(step_config.networks, state.vae_params, step), step)
-      r.writer.write_images(step, pictures)
+    if r.error is None:
+      r.state = state
+      r.record(step, state, step_config.networks,
+               progress.steps_per_second())
   if (config.eval_every_steps and step % config.eval_every_steps == 0 and
       not stop.requested):
     live = [i for i, r in enumerate(runs) if r.error is None]
