@@ -1,6 +1,9 @@
 """Evaluates a trained workdir: ``python -m experiments.evaluate --workdir=<dir>``.
 
 Writes ``<workdir>/results.json`` and prints a table of the scores.
+``--workdirs=<dir>,<dir>,...`` evaluates several runs of one dataset and
+encoder architecture together (each distinct observation encoded once, by one
+program for all of them) and writes each run's ``results.json``.
 """
 
 from absl import app
@@ -11,6 +14,9 @@ from factorvae_jax.evaluation import evaluate
 from factorvae_jax.monitoring.log_filters import quiet_library_logs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir.")
+_WORKDIRS = flags.DEFINE_list(
+    "workdirs", None, "Several training workdirs (one dataset and encoder "
+    "architecture; any models and seeds), evaluated together.")
 _SIZES = flags.DEFINE_enum("sizes", "default", sorted(evaluate.SIZE_PRESETS),
                            "Metric sample sizes: 'default' = "
                            "disentanglement_lib's study sizes.")
@@ -20,7 +26,7 @@ _DCI_BACKEND = flags.DEFINE_enum(
     "DCI's boosted trees: 'jax' (sklearn's algorithm in JAX, on the device), "
     "'sklearn' (the reference) or 'auto' ('jax' on a GPU/TPU). Default: the "
     "run's config.dci_backend.")
-flags.mark_flag_as_required("workdir")
+flags.mark_flags_as_mutual_exclusive(["workdir", "workdirs"], required=True)
 
 
 def main(argv):
@@ -30,6 +36,12 @@ def main(argv):
   quiet_library_logs()
   overrides = ({} if _DCI_BACKEND.value is None
                else {"dci_backend": _DCI_BACKEND.value})
+  if _WORKDIRS.value:
+    every = evaluate.evaluate_workdirs(_WORKDIRS.value, _SIZES.value,
+                                       _STEP.value, **overrides)
+    for workdir, results in zip(_WORKDIRS.value, every):
+      print(f"{workdir}:\n{evaluate.format_table(results)}")
+    return
   results = evaluate.evaluate_workdir(_WORKDIR.value, _SIZES.value,
                                       _STEP.value, **overrides)
   print(evaluate.format_table(results))

@@ -1,12 +1,17 @@
-"""Encode-once evaluation: the same draws and scores, fewer encodes."""
+"""Encode-once evaluation: the same draws and scores, fewer encodes; several
+models evaluated together."""
 
 import itertools
+import json
+import os
+import shutil
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments.configs import betavae_dsprites
 from experiments.configs import factorvae_dsprites
 from factorvae_jax import data as data_lib
 from factorvae_jax import metrics
@@ -16,6 +21,7 @@ from factorvae_jax.evaluation import evaluate
 from factorvae_jax.metrics.code_cache import CodeCache
 from factorvae_jax.metrics.code_cache import IndexedObservations
 from factorvae_jax.models import make_networks
+from factorvae_jax.training import loop
 
 # Factor 1 is a nuisance (like SmallNORB's instance): drawn per observation.
 FULL_SIZES = (4, 2, 5, 3)
@@ -152,3 +158,42 @@ def test_models_evaluated_together_equal_models_evaluated_alone():
   assert together[0]["observations_encoded"] > 0
   assert together[1]["observations_encoded"] == 0
   assert together[0]["models_encoded_together"] == 2
+
+
+def _train_briefly(module, workdir):
+  config = module.get_config("test")
+  with config.unlocked():
+    config.num_steps = config.checkpoint_every_steps = 5
+    config.image_every_steps = config.log_every_steps = 5
+    config.eval_every_steps = 0
+    config.final_eval = False
+  loop.train_and_evaluate(config, workdir)
+
+
+def test_runs_of_different_models_are_evaluated_together(tmp_path):
+  runs = [str(tmp_path / "factor_vae"), str(tmp_path / "beta_vae")]
+  _train_briefly(factorvae_dsprites, runs[0])
+  _train_briefly(betavae_dsprites, runs[1])
+  names = ["mig", "factor_vae"]
+  together = evaluate.evaluate_workdirs(runs, sizes="tiny",
+                                        metric_names=names)
+  for workdir, both in zip(runs, together):
+    with open(os.path.join(workdir, "results.json")) as f:
+      assert json.load(f)["scores"] == both["scores"]
+    alone = evaluate.evaluate_workdir(workdir, sizes="tiny",
+                                      metric_names=names)
+    assert alone["scores"] == both["scores"]
+  assert [r["model"]["name"] for r in together] == ["factor_vae", "beta_vae"]
+  assert together[1]["observations_encoded"] == 0
+
+  other = str(tmp_path / "wider")
+  shutil.copytree(runs[1], other)
+  with open(os.path.join(other, "config.json")) as f:
+    config = json.load(f)
+  config["model"]["latent_dim"] += 1
+  with open(os.path.join(other, "config.json"), "w") as f:
+    json.dump(config, f)
+  with pytest.raises(ValueError, match="encoder differs"):
+    evaluate.evaluate_workdirs([runs[0], other], sizes="tiny")
+  with pytest.raises(ValueError, match="distinct workdirs"):
+    evaluate.evaluate_workdirs([runs[0], runs[0]], sizes="tiny")

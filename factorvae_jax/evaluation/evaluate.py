@@ -13,6 +13,7 @@ from typing import Callable, Optional, Sequence
 from absl import logging
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from factorvae_jax import data as data_lib
 from factorvae_jax import metrics
@@ -354,3 +355,64 @@ def evaluate_workdir(workdir: str, sizes: str = "default",
                            dataset, step, sizes, metric_names)
   write_results(results, workdir)
   return results
+
+
+def evaluate_workdirs(workdirs: Sequence[str], sizes: str = "default",
+                      step: Optional[int] = None,
+                      metric_names: Optional[Sequence[str]] = None,
+                      dci_backend: Optional[str] = None,
+                      mode: str = "auto") -> list[dict]:
+  """Evaluates several training workdirs together (``evaluate_states``).
+
+  The runs may be of different models (FactorVAE, beta-VAE, ...) and seeds,
+  but must share the dataset and the encoder architecture: every distinct
+  observation is then encoded once, by one program for all of them.
+
+  Args:
+    workdirs: directories written by ``train_and_evaluate``.
+    sizes: metric sample sizes preset.
+    step: checkpoint step of every run (default: each run's newest).
+    metric_names: which metrics to run (default: all).
+    dci_backend: 'auto', 'jax' or 'sklearn'; None keeps each run's
+      ``config.dci_backend``.
+    mode: how the encoders are batched ('auto', 'map', 'vmap').
+
+  Returns:
+    One results dict per workdir (each also written to its
+    ``results.json`` as soon as it is done).
+
+  Raises:
+    ValueError: the runs differ in their data or encoder architecture, or a
+      workdir repeats.
+  """
+  workdirs = list(workdirs)
+  if not workdirs or len(set(workdirs)) != len(workdirs):
+    raise ValueError(f"give one or more distinct workdirs, got {workdirs}.")
+  configs = [run_config.load_config(w) for w in workdirs]
+  for config in configs:
+    if dci_backend is not None:
+      config.dci_backend = dci_backend
+  dataset = data_lib.make_dataset(configs[0].data)
+  shape = dataset.observation_shape
+  encoder = make_networks(configs[0].model, shape).encoder
+  params, steps = [], []
+  for workdir, config in zip(workdirs, configs):
+    if config.data.to_dict() != configs[0].data.to_dict():
+      raise ValueError(
+          f"{workdir} was trained on other data than {workdirs[0]} "
+          f"({config.data.to_dict()} vs {configs[0].data.to_dict()}); "
+          f"evaluate them in separate calls.")
+    networks = make_networks(config.model, shape)
+    if networks.encoder != encoder:
+      raise ValueError(
+          f"{workdir}'s encoder differs from {workdirs[0]}'s ({networks.encoder} "
+          f"vs {encoder}); only runs of one encoder architecture are encoded "
+          f"together: evaluate them in separate calls.")
+    restored, restored_step = restore_vae_params(
+        workdir, config, networks, shape, step, parts=("encoder",))
+    params.append(restored["encoder"])
+    steps.append(restored_step)
+  return evaluate_states(
+      configs, encoder, jax.tree.map(lambda *a: np.stack(a), *params),
+      dataset, steps, sizes, metric_names, mode=mode,
+      on_result=lambda k, results: write_results(results, workdirs[k]))
