@@ -140,7 +140,7 @@ def evaluate_state(config, encoder, encoder_params, dataset, step: int,
   encode = make_representation_fn(encoder, encoder_params)
   return _evaluate_models([config], lambda obs: encode(obs)[:, None],
                           dataset, [step], sizes, metric_names,
-                          should_stop, single=encode)[0]
+                          should_stop, single=[encode])[0]
 
 
 def evaluate_states(configs: Sequence, encoder, stacked_params, dataset,
@@ -209,8 +209,8 @@ def _evaluate_models(configs, encode_many, dataset, steps, sizes,
 
   Args:
     encode_many: observations -> codes [B, M, C].
-    single: when the dataset has no observation index, the per-model
-      representation functions (a single function for one model).
+    single: the per-model representation functions, used when the dataset
+      has no observation index.
   """
   def check_stop():
     if should_stop is not None and should_stop():
@@ -229,8 +229,6 @@ def _evaluate_models(configs, encode_many, dataset, steps, sizes,
     cache = metrics.CodeCache(dataset, polled(encode_many), len(configs),
                               chunk_size=2 * _ENCODE_CHUNK,
                               fill_to=_ENCODE_CHUNK)
-  elif callable(single):
-    single = [single]
   results = []
   for k, (config, step) in enumerate(zip(configs, steps)):
     encoded_before = cache.num_encoded if cache is not None else 0
