@@ -2,10 +2,12 @@
 
 Encodes procedural dSprites images with a config's encoder (random weights:
 the cost does not depend on them) the way ``experiments.evaluate`` does,
-and prints one line per chunk size and path:
+and prints one line per round, chunk size and path, then the best round of
+each:
 
-    encode path=<host|device> chunk=<n> images_per_s=<float>
+    encode path=<host|device> chunk=<n> round=<r> images_per_s=<float>
       mflop_per_image=<float> gflop_per_s=<float>
+    encode path=<host|device> chunk=<n> best_images_per_s=<float> ...
 
 * ``host``: the evaluation's path. Images are rendered on the host (the
   procedural renderer's jitted program, copied out) and passed to the jitted
@@ -15,8 +17,20 @@ and prints one line per chunk size and path:
 
 FLOPs per image come from XLA's cost analysis of the compiled encoder.
 
+``--torch=PATH`` runs a PyTorch anchor script (the repository does not ship
+one; ``../shared/bench/torch_encoder_throughput.py`` in our workspace times
+the same paper encoder in PyTorch eager) in a subprocess after each of our
+rounds, with ``--batch`` = the first chunk size and ``--images``, so both see
+the same background load, and prints its line
+
+    torch path=<PATH> round=<r> images_per_s=<float> ...
+
+and at the end the median of the per-round ratios of our host path to it.
+``--torch_python`` is the interpreter that has torch (default: this one).
+
 Usage: python benchmarks/encode.py [--config=experiments/configs/factorvae_dsprites.py]
   [--chunks=500,2000] [--images=6000] [--rounds=2]
+  [--torch=PATH [--torch_python=python]]
 """
 
 from __future__ import annotations
@@ -24,6 +38,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
+import subprocess
 import sys
 import time
 
@@ -53,14 +69,16 @@ def flops_of(compiled) -> float:
   return float(analysis.get("flops", float("nan")))
 
 
-def time_best(fn, rounds: int) -> float:
-  fn()  # Compiles.
-  best = float("inf")
-  for _ in range(rounds):
-    start = time.perf_counter()
-    fn()
-    best = min(best, time.perf_counter() - start)
-  return best
+def run_torch(python: str, script: str, batch: int, images: int) -> tuple:
+  """Runs the PyTorch anchor; returns (its images/s, its output line)."""
+  result = subprocess.run(
+      [python, script, "--batch", str(batch), "--images", str(images)],
+      capture_output=True, text=True, check=True)
+  line = result.stdout.strip().splitlines()[-1]
+  match = re.search(r"images_per_s=([0-9.]+)", line)
+  if not match:
+    raise RuntimeError(f"the PyTorch script printed no images_per_s: {line!r}")
+  return float(match.group(1)), line
 
 
 def main():
@@ -70,6 +88,11 @@ def main():
   parser.add_argument("--chunks", default="500,2000")
   parser.add_argument("--images", type=int, default=6000)
   parser.add_argument("--rounds", type=int, default=2)
+  parser.add_argument("--torch", default="",
+                      help="path of a PyTorch encoder-throughput script to "
+                      "time beside ours (round by round)")
+  parser.add_argument("--torch_python", default=sys.executable,
+                      help="python interpreter with torch installed")
   args = parser.parse_args()
 
   config = load_config(args.config)
@@ -92,7 +115,9 @@ def main():
     images = dsprites_procedural.render_from_classes(factors)
     return networks.encoder.apply(p, images)[0]
 
-  for chunk in [int(c) for c in args.chunks.split(",") if c]:
+  chunks = [int(c) for c in args.chunks.split(",") if c]
+  paths = {}
+  for chunk in chunks:
     x = jnp.zeros((chunk, *data.observation_shape))
     flop = flops_of(encode.lower(params, x).compile()) / chunk
 
@@ -107,13 +132,39 @@ def main():
         out = render_and_encode(params, padded[start:start + chunk])
       jax.block_until_ready(out)
 
-    for path, fn in (("host", host), ("device", device)):
-      seconds = time_best(fn, args.rounds)
-      rate = len(indices) / seconds
-      print(f"encode path={path} chunk={chunk} images_per_s={rate:.0f} "
-            f"mflop_per_image={flop / 1e6:.2f} "
-            f"gflop_per_s={rate * flop / 1e9:.1f}", flush=True)
+    paths[chunk] = (flop, (("host", host), ("device", device)))
+    host()  # Compiles.
+    device()
 
+  ratios = []
+  best = {}
+  for r in range(args.rounds):
+    for chunk in chunks:
+      flop, fns = paths[chunk]
+      for path, fn in fns:
+        start = time.perf_counter()
+        fn()
+        rate = len(indices) / (time.perf_counter() - start)
+        best[(path, chunk)] = max(best.get((path, chunk), 0.0), rate)
+        print(f"encode path={path} chunk={chunk} round={r} "
+              f"images_per_s={rate:.0f} mflop_per_image={flop / 1e6:.2f} "
+              f"gflop_per_s={rate * flop / 1e9:.1f}", flush=True)
+        if path == "host" and chunk == chunks[0]:
+          ours = rate
+    if args.torch:
+      torch_rate, line = run_torch(args.torch_python, args.torch, chunks[0],
+                                   args.images)
+      ratios.append(ours / torch_rate)
+      print(f"torch path={args.torch} round={r} {line}", flush=True)
+  for (path, chunk), rate in best.items():
+    flop = paths[chunk][0]
+    print(f"encode path={path} chunk={chunk} best_images_per_s={rate:.0f} "
+          f"gflop_per_s={rate * flop / 1e9:.1f}")
+  if ratios:
+    print(f"encode_vs_torch chunk={chunks[0]} median_ratio="
+          f"{float(np.median(ratios)):.2f} ratios="
+          + ",".join(f"{v:.2f}" for v in ratios)
+          + f" load={os.getloadavg()[0]:.1f}")
 
 if __name__ == "__main__":
   main()

@@ -2,16 +2,20 @@
 
 Runs ``factorvae_jax.metrics.evaluate_representation`` at disentanglement_lib's
 study sizes (``--sizes=default``, ~2.9M observations rendered and encoded) or
-at ``CHEAP_SIZES``, once per DCI backend (``--dci_backends=jax,sklearn``), and
+at ``CHEAP_SIZES``, once per DCI backend (``--dci_backends=numba,sklearn``), and
 prints one line per stage, ``dci_backend=<b> metric=<name> seconds=<float>``
 (``sample_pool`` is drawing and encoding the samples the array-level metrics
 share), the scores on lines starting with ``#``, the largest difference
-between the backends' DCI scores, and last one line per backend:
+between each backend's DCI scores and sklearn's (when sklearn runs too), and
+last one line per backend:
 
-    metrics_suite dci_backend=<jax|sklearn> total_s=<float> dci_s=<float>
+    metrics_suite dci_backend=<numba|jax|sklearn|auto> total_s=<float>
+      dci_s=<float>
 
 The JAX backend's time includes compiling its program (once per process and
-input shape).
+input shape); the numba backend's includes loading its compiled kernel from
+numba's disk cache (``--warmup=1``, the default, fits a tiny DCI first so a
+fresh environment's one-off compilation is not counted).
 
 The dataset is the procedural dSprites renderer when it imports; otherwise a
 stand-in with dSprites' factor sizes whose observations are the factor
@@ -27,7 +31,8 @@ as disentanglement_lib does. A line per backend gives the number of
 observations the representation encoded.
 
 Usage: python benchmarks/metrics.py [--sizes=default|cheap] [--n_jobs=-1]
-  [--dci_backends=jax,sklearn] [--cache_codes=1|0]
+  [--dci_backends=numba,sklearn] [--cache_codes=1|0] [--warmup=1|0]
+  [--metrics=mig,dci,...]  (default: every metric of the suite)
 """
 
 from __future__ import annotations
@@ -117,11 +122,17 @@ def main():
                       default="default")
   parser.add_argument("--n_jobs", type=int, default=-1)
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--dci_backends", default="jax,sklearn",
+  parser.add_argument("--dci_backends", default="numba,sklearn",
                       help="comma-separated DCI backends to time, in order")
   parser.add_argument("--cache_codes", type=int, choices=(0, 1), default=1,
                       help="encode each distinct image once (1) or every "
                       "draw (0)")
+  parser.add_argument("--warmup", type=int, choices=(0, 1), default=1,
+                      help="fit a tiny DCI with each backend first (numba "
+                      "compiles once per environment, JAX once per process)")
+  parser.add_argument("--metrics", default="",
+                      help="comma-separated subset of the suite's metrics "
+                      "(default: all of metrics.ALL_METRICS)")
   parser.add_argument("--stand_in", action="store_true",
                       help="skip the dSprites renderer even if it imports")
   args = parser.parse_args()
@@ -139,6 +150,14 @@ def main():
   print(f"# data: {description}; sizes: {args.sizes}; n_jobs: {args.n_jobs}; "
         f"cpus: {os.cpu_count()}; load average: {os.getloadavg()[0]:.1f}; "
         f"cache_codes: {bool(args.cache_codes)}")
+
+  if args.warmup:
+    rs = np.random.RandomState(0)
+    codes = rs.randn(60, 3)
+    factors = np.stack([np.arange(60) % 3, np.arange(60) % 2], axis=1)
+    for backend in backends:
+      metrics.dci(codes[:40], factors[:40], codes[40:], factors[40:],
+                  backend=backend, random_state=0)
 
   summaries, dci_scores = [], {}
   for backend in backends:
@@ -160,7 +179,8 @@ def main():
         data, counted, random_state=args.seed,
         sizes=metrics.CHEAP_SIZES if args.sizes == "cheap" else None,
         on_progress=on_progress, n_jobs=args.n_jobs, dci_backend=backend,
-        cache_codes=bool(args.cache_codes))
+        cache_codes=bool(args.cache_codes),
+        metrics=[m for m in args.metrics.split(",") if m] or None)
     total = time.perf_counter() - start
     print(f"dci_backend={backend} metric=total seconds={total:.2f}")
     print(f"dci_backend={backend} observations_encoded={encoded[0]} "
@@ -172,10 +192,13 @@ def main():
                            if k.startswith("dci/")}
     summaries.append(f"metrics_suite dci_backend={backend} "
                      f"total_s={total:.2f} dci_s={stages.get('dci', 0.0):.2f}")
-  if len(dci_scores) == 2:
-    first, second = dci_scores.values()
-    print("# largest difference between the backends' DCI scores: "
-          f"{max(abs(first[k] - second[k]) for k in first):.2e}")
+  if "sklearn" in dci_scores:
+    reference = dci_scores["sklearn"]
+    for backend, scores in dci_scores.items():
+      if backend != "sklearn":
+        print(f"# largest difference between {backend}'s and sklearn's DCI "
+              f"scores: "
+              f"{max(abs(scores[k] - reference[k]) for k in reference):.2e}")
   for line in summaries:
     print(line)
 

@@ -1,14 +1,14 @@
 """The JAX gradient boosting of DCI against sklearn, and the metric registry.
 
-``metrics.gradient_boosting`` ports sklearn's ``GradientBoostingClassifier``;
-every comparison here fits sklearn itself (``random_state=0``, which the port
-replays for its tie-breaking) on the same continuous arrays: importances to
-1e-3 and accuracies exactly. Splits that cut off the same samples through
-two codes are the remaining ties: sklearn sums them in a different order per
-code, so rounding decides there, and those moves importance between the two
-codes by up to ~1e-3 (see the module docstring); the trees, and so the
-accuracies, stay equal. The inputs are small; most of the time is compiling.
-"""
+``metrics.gradient_boosting`` follows sklearn's ``GradientBoostingClassifier``
+rules; every comparison here fits sklearn itself (``random_state=0``, whose
+feature-visiting order the port replays) on the same continuous arrays:
+importances to 1e-3 and, on these cases, accuracies exactly. The port does
+not repeat sklearn's rounding, which decides ties between equally good splits
+(see the module docstring): on other data such a tie can go the other way
+and change later trees and a few predictions (docs/metrics.md, DCI, has the
+measured gaps). ``tests/test_boosted_trees.py`` checks the exact CPU
+backend. The inputs are small; most of the time is compiling."""
 
 import numpy as np
 import pytest
@@ -54,12 +54,14 @@ def random_problem(seed, num_train=400, num_test=200, num_codes=3):
   return x[:num_train], y[:num_train], x[num_train:], y[num_train:]
 
 
+@pytest.mark.slow
 def test_matches_sklearn_on_random_data():
   (importance, _, _), _ = assert_matches_sklearn(*random_problem(0))
   # Labels may be any integers (the last factor is 5, 7, 9, 11).
   np.testing.assert_allclose(importance.sum(axis=0), 1.0)
 
 
+@pytest.mark.slow
 def test_matches_sklearn_on_the_metric_test_representations():
   """The DCI inputs of tests/test_metrics.py, with noisy observations."""
   data = test_metrics.ToyData(noise=0.2)
@@ -81,6 +83,7 @@ def test_matches_sklearn_on_the_metric_test_representations():
     assert ours["informativeness_test"] == np.mean(test)
 
 
+@pytest.mark.slow
 def test_follows_sklearn_feature_threshold_and_constant_codes():
   """Values closer than float32 1e-7 are never split apart; a constant code
   gets no importance; float64 inputs are cast to float32 first."""
@@ -106,7 +109,7 @@ def test_dci_backend_is_checked():
     metrics.evaluate_representation(test_metrics.ToyData(),
                                     test_metrics.noisy_rep,
                                     metrics=["dci"], dci_backend="gpu")
-  assert metrics.DCI_BACKENDS == ("auto", "jax", "sklearn")
+  assert metrics.DCI_BACKENDS == ("auto", "numba", "jax", "sklearn")
 
 
 # ---------------------------------------------------------------------------
@@ -115,7 +118,11 @@ def test_dci_backend_is_checked():
 
 
 def test_registry_entries_are_complete_and_presets_derive_from_them():
-  assert metrics.ALL_METRICS == tuple(metrics.METRICS)
+  # The suite runs every entry except those that compare several models
+  # (UDR), which run over a sweep.
+  assert metrics.ALL_METRICS == tuple(
+      name for name, spec in metrics.METRICS.items()
+      if not getattr(spec, "compares_models", False))
   for name, spec in metrics.METRICS.items():
     assert set(spec.sizes) == {"default", "cheap", "tiny"}, name
     keys = set(spec.sizes["default"])
@@ -123,7 +130,8 @@ def test_registry_entries_are_complete_and_presets_derive_from_them():
     if spec.reads_pool:
       assert "num_train" in keys, name
     for preset in ("default", "cheap", "tiny"):
-      assert metrics.SIZE_PRESETS[preset][name] == spec.sizes[preset]
+      if name in metrics.ALL_METRICS:  # the suite's presets
+        assert metrics.SIZE_PRESETS[preset][name] == spec.sizes[preset]
   assert metrics.DEFAULT_SIZES == metrics.preset("default")
   assert metrics.CHEAP_SIZES == metrics.preset("cheap")
   # The evaluation layer re-exports the presets rather than keeping a copy.

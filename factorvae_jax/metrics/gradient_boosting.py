@@ -1,4 +1,4 @@
-"""DCI's gradient-boosted trees in JAX, equal to scikit-learn's.
+"""DCI's gradient-boosted trees in JAX: scikit-learn's rules, for GPU/TPU.
 
 ``fit_gradient_boosting`` fits, for every factor at once, the model that
 disentanglement_lib fits per factor with
@@ -43,13 +43,20 @@ splitter's xorshift generator and Fisher-Yates draws are repeated node by
 node in sklearn's depth-first order (assuming, for the number of draws, that
 no feature is constant inside a node that searches). Scores within 1e-10 of
 the best (relative to the node's sum of squares) count as equal, because our
-sums round differently from sklearn's. What cannot be replayed is sklearn's
-own rounding: two splits that cut off the same samples through different
-features are summed in different orders there, and sklearn takes whichever
-rounded up. Such splits route every sample the same way, so trees and
-predictions agree and only the importance lands on the other feature (up to
-~1e-3 of a column in our tests). Within one feature the first best position
-wins, as in sklearn.
+sums round differently from sklearn's. What is not replayed is sklearn's
+own rounding, which decides most ties: it keeps a sequential running sum of
+the left targets in each feature's sorted order (the right sum is
+``total - left``, and the node total is summed in the order of its samples
+array), so of two splits with the same exact gain (common: at stage 0 each
+class has two gradient values, so cutting off *different* samples with equal
+gradients through different features gains the same), sklearn keeps
+whichever rounded up. Repeating that needs sequential sums in sklearn's
+order, which is what ``boosted_trees`` (the CPU backend) does; here the sums
+are parallel prefix sums, so such a tie can go the other way, and from
+then on the trees differ. Measured against sklearn (docs/metrics.md, DCI):
+importances within a few 1e-3, accuracies occasionally differing by a few
+test points, of the order of sklearn's own spread across ``random_state``.
+Within one feature the first best position wins, as in sklearn.
 
 Computation: the trees of all factors and classes (``T`` columns, 113 for
 dSprites) grow together, level by level. Each feature keeps its samples
@@ -57,8 +64,8 @@ sorted by value inside each node (one ``[T, num_features, N]`` index array,
 stably partitioned after every level), so finding every node's best split is
 one prefix sum and one masked argmax per node over that array; the whole
 100-stage fit is one jitted ``lax.scan`` in float64 (``jax.enable_x64`` for
-the call only) on the default device. That suits a GPU; on a CPU sklearn's
-sequential sweep is faster (``docs/performance.md``).
+the call only) on the default device. That suits a GPU; on a CPU the numba
+backend (``boosted_trees``) is faster and exact (``docs/metrics.md``).
 """
 
 from __future__ import annotations
@@ -71,19 +78,12 @@ from jax import lax
 import jax.numpy as jnp
 import numpy as np
 
-#: sklearn's GradientBoostingClassifier defaults (dlib's DCI setting).
-LEARNING_RATE = 0.1
-NUM_STAGES = 100
-MAX_DEPTH = 3
-
-# sklearn.tree._partitioner.FEATURE_THRESHOLD (a float32 constant there).
-_FEATURE_THRESHOLD = np.float32(1e-7)
-# sklearn.tree._tree.EPSILON.
-_EPSILON = float(np.finfo(np.float64).eps)
-# sklearn.tree._utils.RAND_R_MAX.
-_RAND_R_MAX = 2**31 - 1
-# sklearn.ensemble._gb._safe_divide's cut-off.
-_MIN_DENOMINATOR = 1e-150
+# sklearn's defaults and constants (gb_rules says where each comes from).
+from factorvae_jax.metrics.gb_rules import LEARNING_RATE, MAX_DEPTH, NUM_STAGES
+from factorvae_jax.metrics.gb_rules import EPSILON as _EPSILON
+from factorvae_jax.metrics.gb_rules import FEATURE_THRESHOLD as _FEATURE_THRESHOLD
+from factorvae_jax.metrics.gb_rules import MIN_DENOMINATOR as _MIN_DENOMINATOR
+from factorvae_jax.metrics.gb_rules import RAND_R_MAX as _RAND_R_MAX
 
 
 class _Targets(NamedTuple):

@@ -15,6 +15,7 @@ core, ``1`` or ``None`` runs in this process).
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import joblib
@@ -164,10 +165,46 @@ def _fit_gradient_boosting(x_train, y_train, x_test, y_test, random_state):
           float(np.mean(model.predict(x_test) == y_test)))
 
 
+def _numba_matches_sklearn() -> bool:
+  """Whether the numba backend can run and repeats this sklearn exactly.
+
+  It repeats scikit-learn 1.9's arithmetic (squared-error trees; sklearn
+  1.8 and older grow GradientBoostingClassifier's trees with the
+  "friedman_mse" criterion, which rounds differently).
+  """
+  try:
+    import numba  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  except ImportError:
+    return False
+  import sklearn  # pylint: disable=import-outside-toplevel
+  major, minor = (int(v) for v in sklearn.__version__.split(".")[:2])
+  return (major, minor) >= (1, 9)
+
+
 def auto_dci_backend() -> str:
-  """'jax' when JAX's default device is an accelerator, else 'sklearn'."""
+  """The fastest DCI backend that equals sklearn here, from measurements.
+
+  'jax' when JAX's default device is an accelerator (the port grows every
+  factor's trees together there); on a CPU 'numba' (sklearn's arithmetic
+  repeated in a compiled kernel, several times faster than sklearn's own
+  fits: docs/performance.md, "DCI's boosted trees compiled with numba"), or
+  'sklearn' when numba is not installed or sklearn is older than the 1.9
+  whose arithmetic the kernel repeats.
+  """
   import jax  # Only now: the package must import without JAX.
-  return "sklearn" if jax.default_backend() == "cpu" else "jax"
+  if jax.default_backend() != "cpu":
+    return "jax"
+  return "numba" if _numba_matches_sklearn() else "sklearn"
+
+
+def _num_threads(n_jobs) -> int:
+  """Threads for joblib's ``n_jobs`` convention (-1: every CPU)."""
+  cpus = os.cpu_count() or 1
+  if n_jobs in (None, 1):
+    return 1
+  if n_jobs < 0:
+    return max(1, cpus + 1 + n_jobs)
+  return min(n_jobs, cpus)
 
 
 def dci_importance_matrix(codes_train, factors_train, codes_test,
@@ -177,11 +214,14 @@ def dci_importance_matrix(codes_train, factors_train, codes_test,
 
   One ``sklearn.ensemble.GradientBoostingClassifier`` with sklearn's default
   settings (100 depth-3 trees per class, learning rate 0.1) per factor,
-  trained to predict the factor's class from all codes, as in dlib. With
-  ``backend="jax"`` the same models are fitted by
-  ``gradient_boosting.fit_gradient_boosting`` (all factors in one jitted
-  program on the default JAX device; equal to sklearn up to ties between
-  equally good splits, see that module); ``"sklearn"`` runs sklearn itself.
+  trained to predict the factor's class from all codes, as in dlib.
+  ``"sklearn"`` runs sklearn itself. ``"numba"`` runs
+  ``boosted_trees.fit_gradient_boosting``: sklearn's arithmetic, operation
+  for operation, presorted once and compiled, so the same trees and the
+  same floats (bit for bit on codes without exactly repeated values; see
+  that module). ``"jax"`` runs ``gradient_boosting.fit_gradient_boosting``
+  (all factors in one jitted program on the default JAX device; equal to
+  sklearn up to ties between equally good splits, see that module).
 
   Args:
     codes_train: float [num_train, num_codes].
@@ -189,13 +229,15 @@ def dci_importance_matrix(codes_train, factors_train, codes_test,
     codes_test: float [num_test, num_codes].
     factors_test: int [num_test, num_factors].
     n_jobs: parallel fits (joblib convention; the fits are independent).
+      For ``"numba"``, the number of threads.
     random_state: the classifiers' ``random_state``. dlib leaves it ``None``;
       it only breaks ties between equally good splits, so any value gives the
       same scores up to those ties. Pass an int for reproducible runs. The
-      JAX backend replays sklearn's use of it.
-    backend: ``"jax"``, ``"sklearn"`` (the reference) or ``"auto"``
-      (default: ``"jax"`` when JAX's default device is a GPU/TPU, else
-      ``"sklearn"``, which is the faster of the two on a CPU).
+      numba and JAX backends replay sklearn's use of it.
+    backend: ``"numba"``, ``"jax"``, ``"sklearn"`` (the reference) or
+      ``"auto"`` (default: ``auto_dci_backend()``: ``"jax"`` when JAX's
+      default device is a GPU/TPU, else ``"numba"`` if it is installed, else
+      ``"sklearn"``).
 
   Returns:
     ``(importance, train_accuracy, test_accuracy)``: float64 importance
@@ -208,6 +250,13 @@ def dci_importance_matrix(codes_train, factors_train, codes_test,
   _check_classifiable("dci", factors_train)
   if backend == "auto":
     backend = auto_dci_backend()
+  if backend == "numba":
+    # Imported here: numba is needed only by this backend.
+    from factorvae_jax.metrics import boosted_trees  # pylint: disable=import-outside-toplevel
+    importance, train_acc, test_acc = boosted_trees.fit_gradient_boosting(
+        codes_train, factors_train, codes_test, factors_test,
+        random_state=random_state, num_threads=_num_threads(n_jobs))
+    return np.abs(importance), train_acc, test_acc
   if backend == "jax":
     # Imported here: the rest of the package (and its joblib workers) must
     # not need JAX.
@@ -219,8 +268,9 @@ def dci_importance_matrix(codes_train, factors_train, codes_test,
     return np.abs(importance), train_acc, test_acc
   if backend != "sklearn":
     raise ValueError(
-        f"dci backend must be 'auto', 'jax' or 'sklearn', got {backend!r}; "
-        f"'auto' picks 'jax' on an accelerator and 'sklearn' on a CPU.")
+        f"dci backend must be 'auto', 'numba', 'jax' or 'sklearn', got "
+        f"{backend!r}; 'auto' picks 'jax' on an accelerator and 'numba' "
+        f"(or 'sklearn' without numba) on a CPU.")
   results = _map_parallel(
       _fit_gradient_boosting,
       [(codes_train, factors_train[:, j], codes_test, factors_test[:, j],
@@ -312,9 +362,10 @@ def dci(codes_train, factors_train, codes_test, factors_test,
     n_jobs: parallel per-factor fits (joblib convention; default all cores).
     random_state: the classifiers' ``random_state`` (dlib: ``None``); see
       ``dci_importance_matrix``.
-    backend: ``"jax"`` (the port of sklearn's gradient boosting in
-      ``gradient_boosting``), ``"sklearn"`` (the reference) or ``"auto"``
-      (default: ``"jax"`` on an accelerator); see ``dci_importance_matrix``.
+    backend: ``"numba"`` (sklearn's gradient boosting, compiled, in
+      ``boosted_trees``), ``"jax"`` (the port in ``gradient_boosting``),
+      ``"sklearn"`` (the reference) or ``"auto"`` (default: ``"jax"`` on an
+      accelerator, ``"numba"`` on a CPU); see ``dci_importance_matrix``.
 
   Returns:
     ``{"disentanglement", "completeness", "informativeness_train",
