@@ -9,10 +9,17 @@ runs and resumes partial ones; runs another live process is training are
 left to it. Inside a Slurm job array or a Kubernetes Indexed Job the task
 index and count come from the environment (docs/sweeps.md).
 
+Claims (``--claims=on``, the default) keep two processes from training one
+run; ``--claims=off`` is for schedulers that run at most one live instance
+of each task index (Slurm job arrays, Kubernetes Indexed Jobs), e.g. on a
+sweep dir without hard links (docs/sweeps.md, "Claims").
+
 Exit status: 0 when this task's share is done or left to other live
-processes, 1 when a run failed, 75 (``preemption.EXIT_RESUMABLE``) when stopped by
-SIGTERM/SIGINT: the runs being trained were checkpointed; run the same
-command again to resume.
+processes, 1 when a run failed or for a user error (a bad sweep argument,
+a sweep dir without hard links while claims are on: one line, no
+traceback), 75
+(``preemption.EXIT_RESUMABLE``) when stopped by SIGTERM/SIGINT: the runs
+being trained were checkpointed; run the same command again to resume.
 """
 
 import os
@@ -24,12 +31,14 @@ from absl import logging
 
 from factorvae_jax import sweeps
 from factorvae_jax.monitoring.log_filters import quiet_library_logs
+from factorvae_jax.sweeps import claims
 from factorvae_jax.sweeps import runner
 from factorvae_jax.sweeps import sharding
 from factorvae_jax.sweeps import snapshot
 from factorvae_jax.sweeps import status
 from factorvae_jax.training import packed
 from factorvae_jax.training import preemption
+from factorvae_jax.utils import cli
 
 _SWEEP = flags.DEFINE_string(
     "sweep", None, "Sweep file and argument, e.g. "
@@ -56,6 +65,19 @@ _CLAIM_TIMEOUT_S = flags.DEFINE_float(
     "is taken over (its process died on another machine).")
 _HEARTBEAT_S = flags.DEFINE_float("heartbeat_s", 30.0,
                                   "How often held claims are refreshed.")
+_CLAIMS = flags.DEFINE_enum(
+    "claims", "on", ("on", "off"), "'on': claim each run before training it, "
+    "so processes that share runs by mistake (the same task twice, a whole "
+    "sweep beside a job array, loops on several hosts) train each once; "
+    "needs hard links in the sweep dir. 'off': only where the scheduler "
+    "runs at most one live instance of each task index (Slurm job array, "
+    "Kubernetes Indexed Job) and nothing else trains in the sweep dir.")
+_WAIT_FOR_CLAIMED = flags.DEFINE_bool(
+    "wait_for_claimed", False, "Runs of this task's share that another "
+    "process has claimed: wait (checking every --heartbeat_s) until each "
+    "is done or its claim is stale and taken over, instead of leaving them. "
+    "For scheduler tasks that must finish their share, e.g. one restarted "
+    "after a lost node whose claims are not stale yet.")
 _COMPILATION_CACHE_DIR = flags.DEFINE_string(
     "compilation_cache_dir", None, "Where compiled XLA programs are kept for "
     "the next runs of the same model (default: <sweep_dir>/compilation_cache; "
@@ -78,21 +100,19 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   quiet_library_logs()
   sweep_dir = _SWEEP_DIR.value
-  try:
-    runs = sweeps.expand(sweeps.load_sweep(_SWEEP.value))
-    if _LIST.value:
-      snapshot.check_and_write(sweep_dir, _SWEEP.value, runs,
-                               update=_UPDATE_SWEEP.value, write=False)
-      print("\n".join(status.listing(runs, sweep_dir,
-                                     _CLAIM_TIMEOUT_S.value)))
-      return
-    task_index, num_tasks = sharding.resolve_task(_TASK_INDEX.value,
-                                                  _NUM_TASKS.value)
+  runs = sweeps.expand(sweeps.load_sweep(_SWEEP.value))
+  if _LIST.value:
     snapshot.check_and_write(sweep_dir, _SWEEP.value, runs,
-                             update=_UPDATE_SWEEP.value)
-  except (ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+                             update=_UPDATE_SWEEP.value, write=False)
+    print("\n".join(status.listing(runs, sweep_dir,
+                                   _CLAIM_TIMEOUT_S.value)))
+    return
+  task_index, num_tasks = sharding.resolve_task(_TASK_INDEX.value,
+                                                _NUM_TASKS.value)
+  snapshot.check_and_write(sweep_dir, _SWEEP.value, runs,
+                           update=_UPDATE_SWEEP.value)
+  if _CLAIMS.value == "on":
+    claims.check_hard_links(sweep_dir)
   cache_dir = _COMPILATION_CACHE_DIR.value
   if cache_dir is None:
     cache_dir = os.path.join(sweep_dir, "compilation_cache")
@@ -120,7 +140,9 @@ def main(argv):
           runs_per_group=runs_per_group, retry_failed=_RETRY_FAILED.value,
           claim_timeout_s=_CLAIM_TIMEOUT_S.value,
           heartbeat_s=_HEARTBEAT_S.value,
-          should_stop=lambda: stop.requested)
+          should_stop=lambda: stop.requested,
+          use_claims=_CLAIMS.value == "on",
+          wait_for_claimed=_WAIT_FOR_CLAIMED.value)
     except KeyboardInterrupt as e:
       # Checkpoints are saved and claims released; a traceback would only
       # hide that.
@@ -133,4 +155,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -12,12 +12,18 @@ if its ``results.json`` exists and failed otherwise (a trainer may call
 when it raises, every run of the group is marked failed. On a stop signal it
 must checkpoint its runs and raise ``KeyboardInterrupt`` (as
 ``TrainingInterrupted`` is).
+
+A run whose claim another process took over while it trained (this one
+stalled past the claim timeout) is left to that process: nothing more is
+written into its workdir (the trainers here stop it between chunks, see
+``claims.may_write``) and the summary lists it as taken over.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from typing import Callable, Sequence
 
 from absl import logging
@@ -40,9 +46,14 @@ def train_one_by_one(runs: Sequence[Run], sweep_dir: str) -> None:
   """
   # Imported here: the training stack (data, models, objectives) is only
   # needed to train, not to list or aggregate a sweep.
-  from factorvae_jax.training.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from factorvae_jax.training.loop import RunTakenOver, train_and_evaluate  # pylint: disable=g-import-not-at-top
   for run in runs:
-    train_and_evaluate(run.config, run.workdir(sweep_dir))
+    try:
+      train_and_evaluate(run.config, run.workdir(sweep_dir),
+                         still_owned=claims.may_write)
+    except RunTakenOver as e:
+      # The other process trains it now; go on with this task's others.
+      logging.warning("%s", e)
 
 
 def make_packed_trainer(mode: str = "auto") -> TrainGroupFn:
@@ -79,9 +90,10 @@ def make_packed_trainer(mode: str = "auto") -> TrainGroupFn:
                      ", ".join(r.name for r in part))
         errors = train_and_evaluate_packed(
             [r.config for r in part], [r.workdir(sweep_dir) for r in part],
-            mode=mode)
+            mode=mode, still_owned=claims.may_write)
       for run, error in zip(part, errors):
-        if error is not None:
+        # A run taken over by another process is that process's now.
+        if error is not None and claims.may_write(run.workdir(sweep_dir)):
           status_lib.mark_failed(run.workdir(sweep_dir), error)
 
   return train_packed
@@ -91,8 +103,13 @@ def _train_alone(train_and_evaluate, run: Run,
                  sweep_dir: str) -> Exception | None:
   """Trains one run of a packed group; its failure is returned, not raised,
   so the group's other runs still train."""
+  from factorvae_jax.training.loop import RunTakenOver  # pylint: disable=g-import-not-at-top
   try:
-    train_and_evaluate(run.config, run.workdir(sweep_dir))
+    train_and_evaluate(run.config, run.workdir(sweep_dir),
+                       still_owned=claims.may_write)
+  except RunTakenOver as e:
+    logging.warning("%s", e)  # Not a failure: the other process trains it.
+    return e
   except Exception as e:  # pylint: disable=broad-except
     logging.exception("Run %s failed", run.name)
     return e
@@ -133,6 +150,7 @@ class ShareSummary:
   failed: list[str] = dataclasses.field(default_factory=list)
   skipped_failed: list[str] = dataclasses.field(default_factory=list)
   claimed_elsewhere: list[str] = dataclasses.field(default_factory=list)
+  taken_over: list[str] = dataclasses.field(default_factory=list)
 
   def __str__(self) -> str:
     parts = [f"{len(self.trained)} trained",
@@ -146,14 +164,48 @@ class ShareSummary:
       parts.append(f"{len(self.claimed_elsewhere)} being trained by another "
                    f"process ({', '.join(self.claimed_elsewhere[:3])}"
                    f"{', ...' if len(self.claimed_elsewhere) > 3 else ''})")
+    if self.taken_over:
+      parts.append(f"{len(self.taken_over)} taken over by another process "
+                   f"while this one stalled, left to it "
+                   f"({', '.join(self.taken_over)})")
     return "; ".join(parts)
+
+
+class _Unclaimed:
+  """Stands for a claim with ``claims=False``: the scheduler guarantees one
+  live instance per task, so the run is this task's alone."""
+
+  def held(self) -> bool:
+    return True
+
+  def release(self) -> None:
+    pass
 
 
 def _train_group(group: list[tuple[Run, claims.Claim]], sweep_dir: str,
                  train_group: TrainGroupFn, summary: ShareSummary,
                  task_index: int) -> None:
-  """Trains a group of claimed runs, logs the outcome, releases the claims."""
+  """Trains a group of claimed runs, logs the outcome, releases the claims.
+
+  Nothing is written into the workdir of a run whose claim was taken over
+  (checked after training): it is listed in ``summary.taken_over``.
+  """
   runs = [run for run, _ in group]
+
+  def held(runs_and_claims):
+    """The runs still ours; the others are recorded as taken over."""
+    kept = []
+    for run, claim in runs_and_claims:
+      if claim.held():
+        kept.append(run)
+      else:
+        logging.warning(
+            "Run %d %s was taken over by another process while this one "
+            "stalled; this process stopped it and wrote nothing more into "
+            "%s.", run.index, run.name, run.workdir(sweep_dir))
+        summary.taken_over.append(run.name)
+    return kept
+
   try:
     for run in runs:
       workdir = run.workdir(sweep_dir)
@@ -165,7 +217,7 @@ def _train_group(group: list[tuple[Run, claims.Claim]], sweep_dir: str,
     try:
       train_group(runs, sweep_dir)
     except KeyboardInterrupt:
-      for run in runs:
+      for run in held(group):
         workdir = run.workdir(sweep_dir)
         status_lib.log_event(
             workdir, "interrupted",
@@ -174,13 +226,13 @@ def _train_group(group: list[tuple[Run, claims.Claim]], sweep_dir: str,
     except Exception as e:  # pylint: disable=broad-except
       # One diverged or misconfigured run must not stop the other runs.
       logging.exception("Run(s) %s failed", [r.name for r in runs])
-      for run in runs:
+      for run in held(group):
         workdir = run.workdir(sweep_dir)
         status_lib.mark_failed(workdir, e)
         status_lib.log_event(workdir, "failed", error=str(e))
         summary.failed.append(run.name)
       return
-    for run in runs:
+    for run in held(group):
       # A packed trainer may mark single runs failed (status.mark_failed)
       # and still train the others.
       workdir = run.workdir(sweep_dir)
@@ -205,8 +257,9 @@ def run_share(runs: Sequence[Run], sweep_dir: str, task_index: int = 0,
               train_group: TrainGroupFn = train_one_by_one,
               runs_per_group: int = 1, retry_failed: bool = False,
               claim_timeout_s: float = 600.0, heartbeat_s: float = 30.0,
-              should_stop: Callable[[], bool] = lambda: False
-              ) -> ShareSummary:
+              should_stop: Callable[[], bool] = lambda: False,
+              use_claims: bool = True,
+              wait_for_claimed: bool = False) -> ShareSummary:
   """Trains the runs of task ``task_index`` of ``num_tasks``.
 
   Finished runs are skipped, partial ones resume from their newest
@@ -225,6 +278,16 @@ def run_share(runs: Sequence[Run], sweep_dir: str, task_index: int = 0,
     should_stop: polled before each run is claimed; True stops the share
       there (e.g. ``StopSignals.requested`` of the caller, for signals that
       arrive between runs).
+    use_claims: claim each run before training it (the default). False
+      only where the scheduler runs at most one live instance of each task
+      index (a Slurm job array, a Kubernetes Indexed Job) and nothing else
+      trains in ``sweep_dir``: the share is then this task's alone, and a
+      sweep dir without hard links works (docs/sweeps.md, "Claims").
+    wait_for_claimed: when runs of the share are claimed by other
+      processes, look again every ``heartbeat_s`` until each is done or its
+      claim turns stale and is taken over (its holder died, e.g. on a lost
+      node), so the share is finished when this returns. Without it they
+      are listed in ``claimed_elsewhere`` and left.
 
   Returns:
     A :class:`ShareSummary`.
@@ -233,45 +296,88 @@ def run_share(runs: Sequence[Run], sweep_dir: str, task_index: int = 0,
     KeyboardInterrupt: (or ``TrainingInterrupted``) training was stopped; the
       runs being trained were checkpointed and their claims released, so a
       re-run resumes them.
+    claims.NoHardLinksError: claims are on and the sweep dir's file system
+      has no hard links.
   """
   if runs_per_group < 1:
     raise ValueError(f"runs_per_group={runs_per_group} must be at least 1.")
   summary = ShareSummary()
   group: list[tuple[Run, claims.Claim]] = []
+  to_visit = list(sharding.shard(runs, task_index, num_tasks))
   try:
-    for run in sharding.shard(runs, task_index, num_tasks):
-      if should_stop():
-        raise KeyboardInterrupt("stop requested between runs")
-      workdir = run.workdir(sweep_dir)
-      state = status_lib.run_status(workdir).state
-      if state == status_lib.DONE:
-        summary.already_done.append(run.name)
-        continue
-      if state == status_lib.FAILED and not retry_failed:
-        summary.skipped_failed.append(run.name)
-        continue
-      claim = claims.try_claim(workdir, claim_timeout_s, heartbeat_s,
-                               task=task_index)
-      if claim is None:
-        summary.claimed_elsewhere.append(run.name)
-        continue
-      # Another process may have finished it between the look and the claim.
-      if status_lib.run_status(workdir).state == status_lib.DONE:
-        claim.release()
-        summary.already_done.append(run.name)
-        continue
-      if group and group_key(group[0][0]) != group_key(run):
-        pending, group = group, []
-        _train_group(pending, sweep_dir, train_group, summary, task_index)
-      group.append((run, claim))
-      if len(group) == runs_per_group:
-        pending, group = group, []
-        _train_group(pending, sweep_dir, train_group, summary, task_index)
-    if group:
-      pending, group = group, []
-      _train_group(pending, sweep_dir, train_group, summary, task_index)
+    while True:
+      elsewhere = _visit(to_visit, group, sweep_dir, task_index, summary,
+                         train_group, runs_per_group, retry_failed,
+                         claim_timeout_s, heartbeat_s, should_stop,
+                         use_claims)
+      if not elsewhere or not wait_for_claimed:
+        summary.claimed_elsewhere.extend(run.name for run in elsewhere)
+        return summary
+      # Another process holds them: live, or dead and not yet stale (its
+      # machine was lost). Look again until each is done or taken over.
+      logging.info("Waiting for %d run(s) claimed by other processes: %s",
+                   len(elsewhere), ", ".join(r.name for r in elsewhere))
+      deadline = time.monotonic() + heartbeat_s
+      while time.monotonic() < deadline:
+        if should_stop():
+          raise KeyboardInterrupt("stop requested while waiting for runs "
+                                  "claimed by other processes")
+        time.sleep(min(1.0, heartbeat_s))
+      to_visit = elsewhere
   finally:
     # Claims gathered for a group that never started (an interrupt).
     for _, claim in group:
       claim.release()
-  return summary
+
+
+def _visit(to_visit, group, sweep_dir, task_index, summary, train_group,
+           runs_per_group, retry_failed, claim_timeout_s, heartbeat_s,
+           should_stop, use_claims) -> list[Run]:
+  """One pass of :func:`run_share` over ``to_visit``: trains what it can
+  claim, in groups gathered in ``group``; returns the runs other processes
+  hold."""
+  elsewhere = []
+  for run in to_visit:
+    if should_stop():
+      raise KeyboardInterrupt("stop requested between runs")
+    workdir = run.workdir(sweep_dir)
+    state = status_lib.run_status(workdir).state
+    if state == status_lib.DONE:
+      summary.already_done.append(run.name)
+      continue
+    if state == status_lib.FAILED and not retry_failed:
+      summary.skipped_failed.append(run.name)
+      continue
+    # Train the group gathered so far before claiming a run it cannot
+    # join: a claim taken now would be held, heartbeat and all, while the
+    # group trains, and an interrupt there would leak it.
+    if group and group_key(group[0][0]) != group_key(run):
+      pending = list(group)
+      group.clear()
+      _train_group(pending, sweep_dir, train_group, summary, task_index)
+      if should_stop():
+        raise KeyboardInterrupt("stop requested between runs")
+    if use_claims:
+      claim = claims.try_claim(workdir, claim_timeout_s, heartbeat_s,
+                               task=task_index)
+    else:
+      claim = _Unclaimed()
+    if claim is None:
+      elsewhere.append(run)
+      continue
+    group.append((run, claim))
+    # Another process may have finished it between the look and the claim.
+    if status_lib.run_status(workdir).state == status_lib.DONE:
+      group.pop()
+      claim.release()
+      summary.already_done.append(run.name)
+      continue
+    if len(group) == runs_per_group:
+      pending = list(group)
+      group.clear()
+      _train_group(pending, sweep_dir, train_group, summary, task_index)
+  if group:
+    pending = list(group)
+    group.clear()
+    _train_group(pending, sweep_dir, train_group, summary, task_index)
+  return elsewhere

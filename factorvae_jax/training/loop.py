@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import os
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from absl import logging
 import jax
@@ -26,6 +26,16 @@ from factorvae_jax.visualisation.snapshots import SnapshotWriter
 
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or Inf; the last good checkpoint was kept."""
+
+
+class RunTakenOver(RuntimeError):
+  """Another process took the run's workdir over (a sweep's claim, after
+  this one stalled); training stopped without writing anything more there."""
+
+
+def _always_owned(workdir: str) -> bool:
+  del workdir
+  return True
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -152,8 +162,9 @@ def open_run(config: ml_collections.ConfigDict, workdir: str, dataset,
   return state, checkpointer, writer
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str) -> TrainState:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, *,
+    still_owned: Optional[Callable[[str], bool]] = None) -> TrainState:
   """Trains ``config``'s model in ``workdir``, resuming from its checkpoint.
 
   Writes to ``workdir``: ``config.json``, ``data_source.json``,
@@ -168,6 +179,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Args:
     config: an experiment config (see ``experiments/configs``).
     workdir: output directory; created if missing.
+    still_owned: called with ``workdir`` between chunks and before every
+      save and result; False (another process took the run over) raises
+      ``RunTakenOver`` with nothing more written. The sweep runner passes
+      ``claims.may_write``.
 
   Returns:
     The final train state (host copy).
@@ -176,11 +191,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     NonFiniteLossError: a loss became NaN/Inf; checkpoints up to the last good
       step are kept.
     TrainingInterrupted: a stop signal; the last finished step was saved.
+    RunTakenOver: ``still_owned`` returned False.
     ValueError: the config is inconsistent, or differs from the one the
       workdir's checkpoints were trained with.
   """
   with StopSignals() as stop:
-    return _train_and_evaluate(config, workdir, stop)
+    return _train_and_evaluate(config, workdir, stop,
+                               still_owned or _always_owned)
 
 
 @dataclasses.dataclass
@@ -200,6 +217,8 @@ class RunRecorder:
       None.
     last_saved: the newest saved step, or None.
     pending: chunk metrics since the last log line.
+    still_owned: False once another process took the workdir over; checked
+      before every write (``check_owner``).
   """
   config: ml_collections.ConfigDict
   workdir: str
@@ -209,9 +228,11 @@ class RunRecorder:
   watch: Optional[Any]
   last_saved: Optional[int]
   pending: list = dataclasses.field(default_factory=list)
+  still_owned: Callable[[str], bool] = _always_owned
 
   @classmethod
-  def open(cls, config, workdir: str, dataset, step_config):
+  def open(cls, config, workdir: str, dataset, step_config,
+           still_owned: Callable[[str], bool] = _always_owned):
     """``(state, recorder)``: ``open_run`` plus the image writer and watch."""
     state, checkpointer, writer = open_run(config, workdir, dataset,
                                            step_config)
@@ -225,9 +246,19 @@ class RunRecorder:
     return state, cls(config=config, workdir=workdir,
                       checkpointer=checkpointer, writer=writer,
                       snapshots=snapshots, watch=watch,
-                      last_saved=checkpointer.latest_step())
+                      last_saved=checkpointer.latest_step(),
+                      still_owned=still_owned)
+
+  def check_owner(self, step: int) -> None:
+    """Raises ``RunTakenOver`` if another process took the workdir over."""
+    if not self.still_owned(self.workdir):
+      raise RunTakenOver(
+          f"{self.workdir}: another process took this run over (its sweep "
+          f"claim) while this one was at step {step}; stopped without "
+          f"writing anything more there.")
 
   def save(self, state: TrainState) -> None:
+    self.check_owner(int(state.step))
     self.checkpointer.save(state)
     self.last_saved = int(state.step)
 
@@ -242,6 +273,7 @@ class RunRecorder:
       steps_per_second: the progress bar's rate (logged if finite).
     """
     config = self.config
+    self.check_owner(step)
     if step % config.log_every_steps == 0 or step == config.num_steps:
       scalars = scalar_summary(self.pending)
       if np.isfinite(steps_per_second):  # Unknown until two chunks ran.
@@ -260,7 +292,8 @@ class RunRecorder:
       self.writer.write_images(step, pictures)
 
 
-def _train_and_evaluate(config, workdir, stop: StopSignals) -> TrainState:
+def _train_and_evaluate(config, workdir, stop: StopSignals,
+                        still_owned: Callable[[str], bool]) -> TrainState:
   start_time = time.monotonic()
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
@@ -270,7 +303,8 @@ def _train_and_evaluate(config, workdir, stop: StopSignals) -> TrainState:
   dataset = data_lib.make_dataset(config.data)
   logging.info("Data: %s", dataset.source)
   step_config = build_step_config(config, dataset.observation_shape)
-  state, recorder = RunRecorder.open(config, workdir, dataset, step_config)
+  state, recorder = RunRecorder.open(config, workdir, dataset, step_config,
+                                     still_owned)
   checkpointer, writer = recorder.checkpointer, recorder.writer
   try:
     host_state = _train(config, dataset, step_config, state, recorder, stop,
@@ -289,6 +323,7 @@ def _train_and_evaluate(config, workdir, stop: StopSignals) -> TrainState:
             f"complete and saved (step {int(host_state.step)} in "
             f"{checkpointer.directory}); evaluate it with python -m "
             f"experiments.evaluate --workdir={workdir}") from None
+      recorder.check_owner(int(host_state.step))
       evaluation.write_results(results, workdir)
       writer.write_scalars(int(host_state.step),
                            numeric_scores(results["scores"], "final/"))
@@ -379,6 +414,7 @@ def _train(config, dataset, step_config, state, recorder: RunRecorder,
                      "compilation included).", chunk,
                      time.monotonic() - start_time)
       step += chunk
+      recorder.check_owner(step)  # Between chunks: a stall may have lost it.
       recorder.pending.append(metrics)
       progress.update(step, {k: float(v[-1]) for k, v in metrics.items()
                              if v.ndim == 1 and k in shown})

@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import os
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from absl import logging
 import jax
@@ -49,7 +49,9 @@ class _Run(loop.RunRecorder):
 
 def train_and_evaluate_packed(
     configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str], *,
-    mode: str = "auto") -> list[Optional[BaseException]]:
+    mode: str = "auto",
+    still_owned: Optional[Callable[[str], bool]] = None
+) -> list[Optional[BaseException]]:
   """Trains ``configs[i]`` in ``workdirs[i]`` for all i, packed in one program.
 
   Args:
@@ -58,10 +60,13 @@ def train_and_evaluate_packed(
     workdirs: one workdir per config; each is resumed from its checkpoint.
       All must be at the same step (new, or checkpointed together).
     mode: how the models are packed (``packed.PACKED_MODES``).
+    still_owned: as for ``loop.train_and_evaluate``, per workdir: a run
+      whose workdir was taken over stops alone, with nothing more written.
 
   Returns:
     Per run, None if it trained and was evaluated (``results.json`` written),
-    or the error that stopped it alone (``loop.NonFiniteLossError``).
+    or the error that stopped it alone (``loop.NonFiniteLossError``,
+    ``loop.RunTakenOver``).
 
   Raises:
     loop.TrainingInterrupted: a stop signal; every run's last finished step
@@ -88,13 +93,16 @@ def train_and_evaluate_packed(
         "config.data.on_device=False keeps the data on the host; train these "
         "runs one by one (experiments.sweep --runs_per_group=1).")
   with StopSignals() as stop:
-    return _train_packed(configs, workdirs, packed.resolve_mode(mode), stop)
+    return _train_packed(configs, workdirs, packed.resolve_mode(mode), stop,
+                         still_owned or (lambda workdir: True))
 
 
-def _open_runs(configs, workdirs, dataset, step_config) -> list[_Run]:
+def _open_runs(configs, workdirs, dataset, step_config,
+               still_owned) -> list[_Run]:
   runs = []
   try:
-    return _open_each(configs, workdirs, dataset, step_config, runs)
+    return _open_each(configs, workdirs, dataset, step_config, runs,
+                      still_owned)
   except BaseException:
     for r in runs:  # Those opened before the one that failed.
       r.checkpointer.close()
@@ -103,11 +111,12 @@ def _open_runs(configs, workdirs, dataset, step_config) -> list[_Run]:
 
 
 def _open_each(configs, workdirs, dataset, step_config,
-               runs: list[_Run]) -> list[_Run]:
+               runs: list[_Run], still_owned) -> list[_Run]:
   """Opens every run into ``runs``; all must be at the same step."""
   for config, workdir in zip(configs, workdirs):
     os.makedirs(workdir, exist_ok=True)
-    state, run = _Run.open(config, workdir, dataset, step_config)
+    state, run = _Run.open(config, workdir, dataset, step_config,
+                           still_owned)
     run.state = state
     runs.append(run)
   steps = sorted({int(r.state.step) for r in runs})
@@ -119,8 +128,8 @@ def _open_each(configs, workdirs, dataset, step_config,
   return runs
 
 
-def _train_packed(configs, workdirs, mode: str, stop: StopSignals
-                  ) -> list[Optional[BaseException]]:
+def _train_packed(configs, workdirs, mode: str, stop: StopSignals,
+                  still_owned) -> list[Optional[BaseException]]:
   start_time = time.monotonic()
   base = configs[0]
   num_devices = jax.local_device_count()
@@ -129,7 +138,7 @@ def _train_packed(configs, workdirs, mode: str, stop: StopSignals
   dataset = data_lib.make_dataset(base.data)
   logging.info("Data: %s", dataset.source)
   step_config = build_step_config(base, dataset.observation_shape)
-  runs = _open_runs(configs, workdirs, dataset, step_config)
+  runs = _open_runs(configs, workdirs, dataset, step_config, still_owned)
   try:
     _train(base, runs, dataset, step_config, mode, stop, start_time)
     if base.final_eval:
@@ -195,6 +204,8 @@ def _train(base, runs: list[_Run], dataset, step_config, mode: str,
                      "(data, init and compilation included).", chunk,
                      len(runs), time.monotonic() - start_time)
       step += chunk
+      for r in runs:  # Between chunks: a stalled pack may have lost a run.
+        _check_owner(r, step)
       live = [i for i, r in enumerate(runs) if r.error is None]
       progress.update(step, {
           k: float(np.mean([metrics[k][i][-1] for i in live]))
@@ -208,7 +219,7 @@ def _train(base, runs: list[_Run], dataset, step_config, mode: str,
       r.state = state
       if r.error is None and (int(state.step) > start_step or
                               r.last_saved is not None):
-        if r.last_saved != int(state.step):
+        if r.last_saved != int(state.step) and _check_owner(r, step):
           r.save(state)
   finally:
     progress.close()
@@ -225,12 +236,23 @@ def _train(base, runs: list[_Run], dataset, step_config, mode: str,
     raise loop.TrainingInterrupted(message)
 
 
+def _check_owner(r: _Run, step: int) -> bool:
+  """False, with ``r.error`` set, once another process took ``r`` over."""
+  if r.error is None:
+    try:
+      r.check_owner(step)
+    except loop.RunTakenOver as e:
+      logging.warning("%s", e)
+      r.error = e
+  return r.error is None
+
+
 def _on_host(config, runs: list[_Run], states: TrainState, step: int,
              progress: ProgressBar, step_config, dataset,
              stop: StopSignals) -> None:
   """Per run: log, checkpoint, images and periodic evaluation at ``step``."""
   for r, state in zip(runs, packed.unstack_states(states)):
-    if r.error is None:
+    if _check_owner(r, step):
       r.state = state
       r.record(step, state, step_config.networks,
                progress.steps_per_second())
@@ -267,6 +289,8 @@ def _evaluate_final(runs: list[_Run], dataset, step_config,
 
   def write(k, results):
     r = live[k]
+    if not _check_owner(r, results["checkpoint_step"]):
+      return
     evaluation.write_results(results, r.workdir)
     r.writer.write_scalars(results["checkpoint_step"],
                            loop.numeric_scores(results["scores"], "final/"))
