@@ -3,18 +3,21 @@
 Writes ``results.csv`` (one row per finished run), ``summary.md`` (mean and
 standard deviation over seeds per model and hyperparameters), ``missing.txt`` (runs not
 finished, with their status) and the PNG figures of docs/sweeps.md into
-``--out_dir`` (default: the sweep dir). A partial sweep aggregates what is
+``--out_dir`` (default: the sweep dir): among them the rank correlation of
+every metric and, once ``python -m experiments.udr`` has scored the sweep,
+UDR against the supervised metrics. A partial sweep aggregates what is
 done; runs with unreadable results are listed, not fatal.
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
 
 from factorvae_jax.sweeps import aggregate
 from factorvae_jax.sweeps import figures
+from factorvae_jax.utils import cli
+from factorvae_jax.utils import errors
 from factorvae_jax.utils.files import write_atomically
 
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "The sweep's directory.")
@@ -29,9 +32,13 @@ def main(argv):
   out_dir = _OUT_DIR.value or _SWEEP_DIR.value
   try:
     results = aggregate.collect(_SWEEP_DIR.value)
-  except (FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  except errors.UserError:
+    raise
+  except FileNotFoundError as e:
+    # collect names the sweep dir and how to start it.
+    raise errors.NothingToDoError(str(e)) from e
+  except ValueError as e:
+    raise errors.InvalidValueError(str(e)) from e
   print(aggregate.report(results, _SWEEP_DIR.value))
   csv_path = aggregate.write_csv(results, os.path.join(out_dir,
                                                        "results.csv"))
@@ -51,4 +58,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

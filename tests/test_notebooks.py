@@ -16,6 +16,8 @@ import nbformat
 from nbclient import NotebookClient
 import pytest
 
+from tests import conftest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = ("quickstart.ipynb", "explore_run.ipynb", "study.ipynb")
@@ -43,7 +45,7 @@ def kernel(tmp_path_factory):
         [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     patch.setenv("JAX_PLATFORMS", "cpu")
     # One CPU device, as on a user's machine (conftest fakes four).
-    patch.delenv("XLA_FLAGS", raising=False)
+    patch.setenv("XLA_FLAGS", conftest.SINGLE_DEVICE_XLA_FLAGS)
     yield KERNEL_NAME
 
 
@@ -99,6 +101,7 @@ def test_committed_notebook_is_stripped_and_parameterised(name):
   assert "colab-badge.svg" in notebook.cells[0].source
 
 
+@pytest.mark.slow
 def test_quickstart_trains_evaluates_and_draws(quickstart):
   notebook, workdir = quickstart
   counts, text = summarise(notebook)
@@ -115,6 +118,7 @@ def test_quickstart_trains_evaluates_and_draws(quickstart):
   assert "Evaluation at step 10" in text
 
 
+@pytest.mark.slow
 def test_explore_run(quickstart, kernel, tmp_path):
   _, workdir = quickstart
   # MY_IMAGES stays [] (dataset images written to PNG files and read back);
@@ -130,6 +134,7 @@ def test_explore_run(quickstart, kernel, tmp_path):
   assert "factor_vae at step 10" in text
 
 
+@pytest.mark.slow
 def test_study_of_a_directory_of_runs(quickstart, kernel, tmp_path):
   _, workdir = quickstart
   notebook = execute("study.ipynb", {
@@ -138,7 +143,8 @@ def test_study_of_a_directory_of_runs(quickstart, kernel, tmp_path):
   counts, text = summarise(notebook)
   assert "2 of 2 runs aggregated" in text
   # Metrics against the hyperparameter, reconstruction against the
-  # FactorVAE metric, rank correlation (no periodic evaluations here).
-  assert counts.get("image/png", 0) == 3, counts
+  # FactorVAE metric, rank correlation of the headline metrics and of every
+  # metric (no periodic evaluations or UDR scores here).
+  assert counts.get("image/png", 0) == 4, counts
   assert counts.get("text/html", 0) == 1, counts
-  assert len(os.listdir(tmp_path / "figures")) == 3
+  assert len(os.listdir(tmp_path / "figures")) == 4

@@ -11,7 +11,9 @@ floats (or dicts of them):
 
 Sampling-level metrics draw from a GroundTruthData-like dataset through a
 ``representation_fn`` (numpy observations -> numpy codes):
-``beta_vae_score``, ``factor_vae_score``, and the suite runner
+``beta_vae_score``, ``factor_vae_score``, ``irs``, ``downstream_task``,
+``fairness``, ``udr`` (several models at once: ``representation_fns``
+return (codes, KL per latent)), and the suite runner
 ``evaluate_representation`` with ``DEFAULT_SIZES`` (dlib's study settings)
 and ``CHEAP_SIZES``. ``sample_codes_and_factors`` draws (codes, factors)
 the way dlib does, to feed the array-level metrics yourself.
@@ -27,6 +29,9 @@ This package imports neither the training code nor, until DCI runs with
 """
 
 from factorvae_jax.metrics.code_cache import CodeCache
+from factorvae_jax.metrics.downstream import downstream_task
+from factorvae_jax.metrics.downstream import PREDICTORS
+from factorvae_jax.metrics.fairness_metric import fairness
 from factorvae_jax.metrics.code_cache import supports_code_cache
 from factorvae_jax.metrics.information import DEFAULT_NUM_BINS
 from factorvae_jax.metrics.information import discrete_entropy
@@ -35,6 +40,8 @@ from factorvae_jax.metrics.information import histogram_discretize
 from factorvae_jax.metrics.intervention import beta_vae_score
 from factorvae_jax.metrics.intervention import DEFAULT_PRUNE_THRESHOLD
 from factorvae_jax.metrics.intervention import factor_vae_score
+from factorvae_jax.metrics.irs_metric import irs
+from factorvae_jax.metrics.irs_metric import irs_from_codes
 from factorvae_jax.metrics.sampling import encode
 from factorvae_jax.metrics.sampling import sample_codes
 from factorvae_jax.metrics.sampling import sample_codes_and_factors
@@ -59,6 +66,9 @@ from factorvae_jax.metrics.supervised import modularity_explicitness
 from factorvae_jax.metrics.supervised import modularity_from_mutual_info
 from factorvae_jax.metrics.supervised import sap
 from factorvae_jax.metrics.supervised import sap_score_matrix
+from factorvae_jax.metrics.udr_metric import CORRELATION_MATRICES
+from factorvae_jax.metrics.udr_metric import udr
+from factorvae_jax.metrics.udr_metric import udr_from_codes
 from factorvae_jax.metrics.unsupervised import gaussian_total_correlation
 from factorvae_jax.metrics.unsupervised import gaussian_wasserstein_correlation
 from factorvae_jax.metrics.unsupervised import (
@@ -69,6 +79,7 @@ from factorvae_jax.metrics.unsupervised import unsupervised_scores
 __all__ = [
     "ALL_METRICS",
     "CHEAP_SIZES",
+    "CORRELATION_MATRICES",
     "CodeCache",
     "DCI_BACKENDS",
     "DEFAULT_NUM_BINS",
@@ -77,6 +88,7 @@ __all__ = [
     "METRICS",
     "MetricInputs",
     "MetricSpec",
+    "PREDICTORS",
     "SIZE_PRESETS",
     "TINY_SIZES",
     "beta_vae_score",
@@ -87,13 +99,17 @@ __all__ = [
     "dci_importance_matrix",
     "discrete_entropy",
     "discrete_mutual_info",
+    "downstream_task",
     "encode",
     "evaluate_representation",
     "factor_vae_score",
+    "fairness",
     "gaussian_total_correlation",
     "gaussian_wasserstein_correlation",
     "gaussian_wasserstein_correlation_norm",
     "histogram_discretize",
+    "irs",
+    "irs_from_codes",
     "mig",
     "modularity_explicitness",
     "modularity_from_mutual_info",
@@ -104,5 +120,7 @@ __all__ = [
     "sap",
     "sap_score_matrix",
     "supports_code_cache",
+    "udr",
+    "udr_from_codes",
     "unsupervised_scores",
 ]

@@ -16,15 +16,20 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from factorvae_jax.metrics import downstream
+from factorvae_jax.metrics import fairness_metric
 from factorvae_jax.metrics import intervention
+from factorvae_jax.metrics import irs_metric
 from factorvae_jax.metrics import supervised
+from factorvae_jax.metrics import udr_metric
 from factorvae_jax.metrics import unsupervised
 
-#: DCI's classifier implementations: the JAX port of sklearn's gradient
-#: boosting, sklearn itself (the reference), or "auto": the port when JAX's
-#: default device is an accelerator, sklearn on a CPU (where the port gains
-#: little, and loses under load; docs/metrics.md, "Cost").
-DCI_BACKENDS = ("auto", "jax", "sklearn")
+#: DCI's classifier implementations: sklearn's gradient boosting compiled
+#: with numba (equal to sklearn bit for bit on codes without repeated
+#: values), the JAX port, sklearn itself (the reference), or "auto": the port
+#: when JAX's default device is an accelerator, else numba if installed (and
+#: sklearn >= 1.9), else sklearn (docs/metrics.md, DCI).
+DCI_BACKENDS = ("auto", "numba", "jax", "sklearn")
 SIZE_PRESET_NAMES = ("default", "cheap", "tiny")
 
 
@@ -33,7 +38,9 @@ class MetricInputs(NamedTuple):
 
   Attributes:
     data: the GroundTruthData-like dataset.
-    representation_fn: observations -> codes.
+    representation_fn: observations -> codes; for a metric that compares
+      models (``MetricSpec.compares_models``), the list of every model's
+      function, each observations -> (codes, KL per latent).
     seed: the evaluation seed (each sampling metric starts a fresh
       ``RandomState(seed)``, as dlib does).
     sizes: this metric's resolved sizes.
@@ -41,7 +48,8 @@ class MetricInputs(NamedTuple):
       ``(codes, factors)`` or ``(codes_train, factors_train, codes_test,
       factors_test)``; ``None`` for sampling metrics.
     options: the suite's keyword settings (``num_bins``, ``prune_threshold``,
-      ``continuous_factors``, ``chunk_size``, ``n_jobs``, ``dci_backend``).
+      ``continuous_factors``, ``sample_batch_size``, ``chunk_size``,
+      ``n_jobs``, ``dci_backend``; UDR: ``correlation_matrix``).
   """
   data: Any
   representation_fn: Callable[[np.ndarray], np.ndarray]
@@ -63,11 +71,16 @@ class MetricSpec:
     sizes: ``{preset: {setting: value}}`` for every preset in
       ``SIZE_PRESET_NAMES``.
     minimums: settings whose smallest allowed value is above 1.
+    compares_models: scores several models of one hyperparameter setting
+      against each other (UDR) instead of one representation: the suite
+      does not run it (``ALL_METRICS`` leaves it out); ``experiments.udr``
+      does, over a sweep.
   """
   run: Callable[[MetricInputs], dict]
   reads_pool: bool
-  sizes: Mapping[str, Mapping[str, int]]
+  sizes: Mapping[str, Mapping[str, Any]]
   minimums: Mapping[str, int] = dataclasses.field(default_factory=dict)
+  compares_models: bool = False
 
 
 def _prefixed(name: str, scores: Mapping[str, Any]) -> dict:
@@ -118,6 +131,43 @@ def _run_factor_vae(inputs: MetricInputs) -> dict:
   return _prefixed("factor_vae", {k: float(v) for k, v in scores.items()})
 
 
+def _run_irs(inputs: MetricInputs) -> dict:
+  codes, factors = inputs.pool
+  scores = irs_metric.irs_from_codes(codes, factors,
+                              num_bins=inputs.options["num_bins"])
+  return _prefixed("irs", {"IRS": scores["IRS"],
+                           "num_active_dims": float(scores["num_active_dims"])})
+
+
+def _downstream_runner(name: str, predictor: str):
+  def run(inputs: MetricInputs) -> dict:
+    return _prefixed(name, downstream.downstream_task(
+        inputs.data, inputs.representation_fn,
+        np.random.RandomState(inputs.seed),
+        batch_size=inputs.options["sample_batch_size"], predictor=predictor,
+        predictor_seed=inputs.seed, chunk_size=inputs.options["chunk_size"],
+        n_jobs=inputs.options["n_jobs"], **inputs.sizes))
+  return run
+
+
+def _run_fairness(inputs: MetricInputs) -> dict:
+  return _prefixed("fairness", fairness_metric.fairness(
+      inputs.data, inputs.representation_fn,
+      np.random.RandomState(inputs.seed),
+      batch_size=inputs.options["sample_batch_size"],
+      predictor="gradient_boosting", predictor_seed=inputs.seed,
+      chunk_size=inputs.options["chunk_size"],
+      n_jobs=inputs.options["n_jobs"], **inputs.sizes))
+
+
+def _run_udr(inputs: MetricInputs) -> dict:
+  return udr_metric.udr(inputs.data, inputs.representation_fn,
+                 np.random.RandomState(inputs.seed),
+                 correlation_matrix=inputs.options.get("correlation_matrix",
+                                                       "lasso"),
+                 **inputs.sizes)
+
+
 def _pool_sizes(default, cheap, tiny):
   """Pool sizes per preset from ``(num_train[, num_test])`` tuples."""
   def make(sizes):
@@ -163,9 +213,49 @@ METRICS: dict[str, MetricSpec] = {
                "tiny": {"batch_size": 8, "num_train": 40, "num_eval": 20,
                         "num_variance_estimate": 200}},
         minimums={"batch_size": 2, "num_variance_estimate": 2}),
+    # Suter et al. 2019; dlib's sample config: the pool's 10000 points.
+    "irs": MetricSpec(
+        _run_irs, reads_pool=True,
+        sizes=_pool_sizes((10000,), (2000,), (200,))),
+    # Locatello et al. 2019's downstream tasks (dlib study configs
+    # downstream_task_logistic_regression / _boosted_trees). Each size draws
+    # its own training and test points. The boosted trees cost about as much
+    # as DCI per size; their cheap preset stops at 1000 training points.
+    "downstream_task_logistic_regression": MetricSpec(
+        _downstream_runner("downstream_task_logistic_regression",
+                           "logistic_regression_cv"), reads_pool=False,
+        sizes={"default": {"num_train": (10, 100, 1000, 10000),
+                           "num_test": 5000},
+               "cheap": {"num_train": (10, 100, 1000), "num_test": 1000},
+               "tiny": {"num_train": (10, 50), "num_test": 50}}),
+    "downstream_task_boosted_trees": MetricSpec(
+        _downstream_runner("downstream_task_boosted_trees",
+                           "gradient_boosting"), reads_pool=False,
+        sizes={"default": {"num_train": (10, 100, 1000, 10000),
+                           "num_test": 5000},
+               "cheap": {"num_train": (10, 100, 1000), "num_test": 1000},
+               "tiny": {"num_train": (10, 50), "num_test": 50}}),
+    # Locatello et al. 2019b (fairness study config: boosted trees).
+    "fairness": MetricSpec(
+        _run_fairness, reads_pool=False,
+        sizes={"default": {"num_train": 10000,
+                           "num_test_points_per_class": 100},
+               "cheap": {"num_train": 1000, "num_test_points_per_class": 20},
+               "tiny": {"num_train": 50, "num_test_points_per_class": 2}}),
+    # Duan et al. 2020 (dlib's udr.gin): many models at once, so not run by
+    # the suite; experiments.udr scores a sweep's seeds with it.
+    "udr": MetricSpec(
+        _run_udr, reads_pool=False,
+        sizes={"default": {"batch_size": 10, "num_data_points": 1000},
+               "cheap": {"batch_size": 10, "num_data_points": 1000},
+               "tiny": {"batch_size": 10, "num_data_points": 200}},
+        compares_models=True),
 }
 
-ALL_METRICS = tuple(METRICS)
+#: The metrics of one representation, which the suite runs (every entry but
+#: those that compare models).
+ALL_METRICS = tuple(name for name, spec in METRICS.items()
+                    if not spec.compares_models)
 
 
 def preset(name: str) -> dict[str, dict[str, int]]:
@@ -177,7 +267,10 @@ def preset(name: str) -> dict[str, dict[str, int]]:
   if name not in SIZE_PRESET_NAMES:
     raise ValueError(f"evaluation sizes {name!r} are unknown; choose one of "
                      f"{list(SIZE_PRESET_NAMES)}.")
-  return {metric: dict(spec.sizes[name]) for metric, spec in METRICS.items()}
+  # The suite's metrics only: those comparing models read their sizes from
+  # their entry (METRICS["udr"].sizes[name]).
+  return {metric: dict(spec.sizes[name]) for metric, spec in METRICS.items()
+          if not spec.compares_models}
 
 
 DEFAULT_SIZES = preset("default")
@@ -198,11 +291,19 @@ def check_metric_names(names: Sequence[str] | str | None,
   Raises:
     ValueError: on an unknown name or an empty selection.
   """
-  known = tuple(METRICS)  # read now, so that added entries count
+  # Read now, so that added entries count.
+  known = tuple(m for m, spec in METRICS.items() if not spec.compares_models)
   if names is None:
     return known
   if isinstance(names, str):
     names = [names]
+  comparing = [m for m in names if m in METRICS and m not in known]
+  if comparing:
+    raise ValueError(
+        f"{what}: {comparing} compare several models (the seeds of one "
+        f"hyperparameter setting) and cannot run on one representation; "
+        f"score a sweep with python -m experiments.udr --sweep_dir=<dir>. "
+        f"Per-representation metrics: {list(known)}.")
   unknown = [m for m in names if m not in METRICS]
   if unknown or not names:
     raise ValueError(
@@ -216,6 +317,6 @@ def check_dci_backend(backend: str) -> str:
   if backend not in DCI_BACKENDS:
     raise ValueError(
         f"dci_backend must be one of {list(DCI_BACKENDS)}, got {backend!r}; "
-        f"'auto' picks 'jax' on an accelerator, 'sklearn' (the reference) "
-        f"on a CPU.")
+        f"'auto' picks 'jax' on an accelerator, 'numba' (or 'sklearn', the "
+        f"reference, without numba) on a CPU.")
   return backend

@@ -71,6 +71,16 @@ def resolve_sizes(sizes: Mapping[str, Mapping[str, int]] | None
             f"sizes[{metric!r}] has unknown setting {key!r}; allowed: "
             f"{list(resolved[metric])}.")
       minimum = registry.METRICS[metric].minimums.get(key, 1)
+      if isinstance(resolved[metric][key], tuple):
+        # A list of sizes (the downstream tasks' training set sizes).
+        values = (value,) if np.isscalar(value) else tuple(value)
+        if not values:
+          raise ValueError(
+              f"sizes[{metric!r}][{key!r}] must list at least one size, got "
+              f"{value!r}; the default is {resolved[metric][key]}.")
+        resolved[metric][key] = tuple(sampling.check_positive(
+            f"sizes[{metric!r}][{key!r}]", v, minimum) for v in values)
+        continue
       resolved[metric][key] = sampling.check_positive(
           f"sizes[{metric!r}][{key!r}]", value, minimum)
   return resolved
@@ -158,8 +168,12 @@ def evaluate_representation(
     ``"unsupervised/gaussian_wasserstein_correlation_norm"``,
     ``"unsupervised/mutual_info_score"``, ``"beta_vae/train_accuracy"``,
     ``"beta_vae/eval_accuracy"``, ``"factor_vae/train_accuracy"``,
-    ``"factor_vae/eval_accuracy"`` and ``"factor_vae/num_active_dims"`` (for
-    the metrics run). Settings used are under ``"settings/..."``:
+    ``"factor_vae/eval_accuracy"``, ``"factor_vae/num_active_dims"``,
+    ``"irs/IRS"``, ``"irs/num_active_dims"``, dlib's downstream keys under
+    ``"downstream_task_logistic_regression/"`` and
+    ``"downstream_task_boosted_trees/"`` (e.g. ``".../1000:mean_test_accuracy"``)
+    and dlib's fairness keys under ``"fairness/"`` (e.g.
+    ``"fairness/mean_fairness:mean_pred:mean_sens"``) (for the metrics run). Settings used are under ``"settings/..."``:
     ``settings/random_seed`` and the other keywords (``settings/dci_backend``
     when DCI runs; ``settings/cache_codes`` says whether codes were cached),
     and
@@ -178,6 +192,7 @@ def evaluate_representation(
     dci_backend = supervised.auto_dci_backend()
   options = {"num_bins": num_bins, "prune_threshold": prune_threshold,
              "continuous_factors": continuous_factors,
+             "sample_batch_size": sample_batch_size,
              "chunk_size": chunk_size, "n_jobs": n_jobs,
              "dci_backend": dci_backend}
   if cache_codes and code_cache.supports_code_cache(data):
@@ -241,5 +256,7 @@ def evaluate_representation(
     results["settings/dci_backend"] = dci_backend
   for metric in selected:
     for key, value in resolved[metric].items():
-      results[f"settings/{metric}/{key}"] = value
+      # Lists of sizes (downstream tasks) are recorded as JSON lists.
+      results[f"settings/{metric}/{key}"] = (list(value) if isinstance(
+          value, tuple) else value)
   return results

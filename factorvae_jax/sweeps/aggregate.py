@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 
 from factorvae_jax.sweeps import snapshot
 from factorvae_jax.sweeps import status as status_lib
+from factorvae_jax.utils import errors
 from factorvae_jax.utils.files import write_atomically
 
 # Training scalars copied from the last line of metrics.jsonl that has them.
@@ -105,7 +106,7 @@ def load_runs(sweep_dir: str) -> list[dict]:
   """
   stored = snapshot.read_snapshot(sweep_dir)
   if stored is None:
-    raise FileNotFoundError(
+    raise errors.NothingToDoError(
         f"{snapshot.snapshot_path(sweep_dir)} does not exist: {sweep_dir} is "
         f"not a sweep dir. Start the sweep first: python -m experiments.sweep "
         f"--sweep=<file> --sweep_dir={sweep_dir}")
@@ -186,7 +187,11 @@ def hparam_label(row: dict, hparam_names: list[str]) -> str:
 SUMMARY_COLUMNS = (
     "reconstruction", "kl", "tc_estimate", "factor_vae/eval_accuracy",
     "beta_vae/eval_accuracy", "mig", "dci/disentanglement", "sap",
-    "modularity/modularity")
+    "modularity/modularity", "irs/IRS",
+    "downstream_task_logistic_regression/10000:mean_test_accuracy",
+    "downstream_task_boosted_trees/10000:mean_test_accuracy",
+    "fairness/mean_fairness:mean_pred:mean_sens", "udr/lasso",
+    "udr/spearman")
 
 
 def summarise(results: SweepResults,

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Optional, Sequence
 import ml_collections
 
 from factorvae_jax.builder import run_config
+from factorvae_jax.utils import errors
 
 SEED_KEY = "seed"
 _MODEL_PREFIX = "model."
@@ -134,13 +135,13 @@ def parse_arg(arg: Optional[str], default_seeds: int,
       except ValueError:
         num_seeds = 0
       if num_seeds <= 0:
-        raise ValueError(
+        raise errors.InvalidValueError(
             f"sweep argument {part!r}: the seed count must be a positive "
             f"integer, e.g. --sweep=<file>:seeds=5.")
     elif part in variants:
       variant = part
     else:
-      raise ValueError(
+      raise errors.InvalidValueError(
           f"sweep argument {part!r} is unknown; use [variant][,seeds=N] with "
           f"variant one of {tuple(variants)}, e.g. --sweep=<file>:test or "
           f"--sweep=<file>:quick,seeds=3.")
@@ -172,8 +173,9 @@ def parse_options(arg: Optional[str], names: Sequence[str]
     name, sep, value = part.partition("=")
     if sep and name in names:
       if name in options or not value:
-        raise ValueError(f"sweep argument {part!r}: give {name}=<value> "
-                         f"once, e.g. --sweep=<file>:quick,{name}=...")
+        raise errors.InvalidValueError(
+            f"sweep argument {part!r}: give {name}=<value> "
+            f"once, e.g. --sweep=<file>:quick,{name}=...")
       options[name] = value
     else:
       rest.append(part)
@@ -197,7 +199,7 @@ def load_sweep(spec: str) -> Sweep:
   path, sep, arg = spec.partition(".py:")
   path = path + ".py" if sep else spec
   if not os.path.isfile(path):
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f"sweep file {path!r} does not exist; pass --sweep=<file.py>[:arg], "
         f"e.g. --sweep=experiments/sweeps/factorvae_study.py:test.")
   module_name = "sweep_" + re.sub(r"\W", "_", os.path.abspath(path))
@@ -205,11 +207,12 @@ def load_sweep(spec: str) -> Sweep:
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   if not hasattr(module, "get_sweep"):
-    raise ValueError(f"{path} has no get_sweep(arg) function; see "
-                     f"experiments/sweeps/factorvae_study.py for the form.")
+    raise errors.InvalidValueError(
+        f"{path} has no get_sweep(arg) function; see "
+        f"experiments/sweeps/factorvae_study.py for the form.")
   sweep = module.get_sweep(arg or None)
   if not isinstance(sweep, Sweep):
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"{path}: get_sweep returned a {type(sweep).__name__}; it must return "
         f"factorvae_jax.sweeps.Sweep(name, grids=[Grid(config, overrides)]).")
   return sweep
@@ -229,11 +232,12 @@ def apply_overrides(config: ml_collections.ConfigDict,
       *parents, leaf = key.split(".")
       for part in parents:
         if part not in node:
-          raise ValueError(f"sweep override {key!r}: the config has no "
-                           f"{part!r}; keys at that level: {sorted(node)}.")
+          raise errors.InvalidValueError(
+              f"sweep override {key!r}: the config has no "
+              f"{part!r}; keys at that level: {sorted(node)}.")
         node = node[part]
       if leaf not in node:
-        raise ValueError(
+        raise errors.InvalidValueError(
             f"sweep override {key!r}: the config has no {leaf!r}; keys at "
             f"that level: {sorted(node)}. Fix the key in the sweep file.")
       node[leaf] = value
@@ -265,7 +269,7 @@ def expand(sweep: Sweep) -> list[Run]:
     for overrides in grid.overrides:
       config = apply_overrides(grid.config, overrides)
       if not config.final_eval:
-        raise ValueError(
+        raise errors.InvalidValueError(
             f"sweep {sweep.name!r}: {config.model.name} has "
             f"config.final_eval=False, but a sweep's run is done when its "
             f"final evaluation writes results.json; set final_eval=True "
@@ -276,7 +280,7 @@ def expand(sweep: Sweep) -> list[Run]:
                          for k, v in hparams.items()) or "default"
       name = f"{config.model.name}/{hp_part}/seed={config.seed}"
       if name in names:
-        raise ValueError(
+        raise errors.InvalidValueError(
             f"sweep {sweep.name!r}: runs {names[name]} and {len(runs)} are "
             f"both {name!r} (same model, overrides and seed); remove the "
             f"repeated override from the sweep file.")

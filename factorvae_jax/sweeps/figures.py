@@ -8,12 +8,20 @@
    over all runs (Locatello et al. 2019, Fig. 2).
 4. ``metrics_vs_step.png``: each metric against the training step, from the
    periodic evaluations, one line per run.
+5. ``rank_correlation_all_metrics.png``: Spearman rank correlation between
+   every metric of the study (``study_metrics``: each score column but
+   training-set accuracies, counts and per-factor details) over all runs
+   (Locatello et al. 2019, Fig. 2 with every score).
+6. ``udr_vs_supervised.png``: each UDR score (``experiments.udr``) against
+   each supervised metric, one point per run, the Spearman rank correlation
+   in the legend (Duan et al. 2020, Fig. 3).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 
 import matplotlib
@@ -31,6 +39,17 @@ HEADLINE_METRICS = ("beta_vae/eval_accuracy", "factor_vae/eval_accuracy",
                     "mig", "dci/disentanglement", "modularity/modularity",
                     "sap", "unsupervised/gaussian_total_correlation")
 FACTOR_VAE_METRIC = "factor_vae/eval_accuracy"
+UDR_PREFIX = "udr/"
+# The supervised scores UDR is compared with (those the runs have).
+SUPERVISED_METRICS = ("beta_vae/eval_accuracy", "factor_vae/eval_accuracy",
+                      "mig", "dci/disentanglement", "modularity/modularity",
+                      "sap", "irs/IRS")
+# Score columns that are details, not metrics of the study: counts,
+# training-set accuracies, per-factor and per-pair entries, and the
+# downstream/fairness summaries other than the papers' headline ones.
+_DETAIL = re.compile(
+    r"num_active_dims|train|factor_\d|pred\d|sens\d|min_test_accuracy|"
+    r"fairness/.*:(max_(pred|sens)|mean_sens:mean_pred|mean_pred:max_sens)")
 # Sequential colour maps: one per model, darker for later grid values.
 _MODEL_CMAPS = ("Blues", "Oranges", "Greens", "Reds", "Purples", "Greys",
                 "YlOrBr", "PuRd")
@@ -193,6 +212,79 @@ def plot_metrics_vs_step(results: SweepResults, path: str) -> str:
   return _save(fig, path)
 
 
+def study_metrics(results: SweepResults) -> list[str]:
+  """Every score column of the study but the details (see ``_DETAIL``)."""
+  return [name for name in results.score_names
+          if not _DETAIL.search(name) and
+          _finite([value(r, name) for r in results.rows]).size > 0]
+
+
+def plot_all_metrics_rank_correlation(results: SweepResults,
+                                      path: str) -> str:
+  """Figure 5: Spearman rank correlation of every metric of the study."""
+  names = study_metrics(results)
+  matrix = rank_correlation(results, names)
+  size = 0.45 * len(names) + 3
+  fig, ax = plt.subplots(figsize=(size + 1, size))
+  image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
+  ax.set_xticks(range(len(names)), names, rotation=60, ha="right",
+                fontsize=6)
+  ax.set_yticks(range(len(names)), names, fontsize=6)
+  for i in range(len(names)):
+    for j in range(len(names)):
+      if not math.isnan(matrix[i, j]):
+        ax.text(j, i, f"{matrix[i, j]:.1f}".replace("0.", "."),
+                ha="center", va="center", fontsize=5)
+  fig.colorbar(image, ax=ax, label="Spearman rank correlation", shrink=0.8)
+  ax.set_title(f"Rank correlation of every metric over "
+               f"{len(results.rows)} runs (blank: fewer than 3 runs with "
+               f"both)", fontsize=9)
+  return _save(fig, path)
+
+
+def udr_metrics(results: SweepResults) -> list[str]:
+  """The UDR score columns some run has (``udr/lasso``, ``udr/spearman``)."""
+  return [name for name in results.score_names
+          if name.startswith(UDR_PREFIX) and
+          _finite([value(r, name) for r in results.rows]).size > 0]
+
+
+def plot_udr_vs_supervised(results: SweepResults, path: str) -> str:
+  """Figure 6: each UDR score against each supervised metric."""
+  udrs = udr_metrics(results)
+  supervised = [m for m in SUPERVISED_METRICS
+                if _finite([value(r, m) for r in results.rows]).size > 0]
+  models = _models(results)
+  colours = {m: plt.get_cmap("tab10")(k % 10) for k, m in enumerate(models)}
+  fig, axes = plt.subplots(len(udrs), len(supervised), squeeze=False,
+                           figsize=(3.2 * len(supervised), 3.0 * len(udrs)))
+  for i, udr in enumerate(udrs):
+    for j, metric in enumerate(supervised):
+      ax = axes[i][j]
+      for model in models:
+        rows = [r for r in results.rows if r["model"] == model]
+        ax.scatter([value(r, udr) for r in rows],
+                   [value(r, metric) for r in rows], color=colours[model],
+                   s=18, edgecolors="black", linewidths=0.3)
+      rho = rank_correlation(results, [udr, metric])[0, 1]
+      both = sum(math.isfinite(value(r, udr)) and
+                 math.isfinite(value(r, metric)) for r in results.rows)
+      ax.plot([], [], " ", label=(f"Spearman {rho:.2f} ({both} runs)"
+                                  if math.isfinite(rho) else
+                                  f"Spearman n/a ({both} runs)"))
+      ax.legend(fontsize=7, loc="best", handlelength=0)
+      ax.set_xlabel(udr, fontsize=8)
+      ax.set_ylabel(metric, fontsize=8)
+  for model in models:
+    axes[0][-1].scatter([], [], color=colours[model], label=model)
+  handles, labels = axes[0][-1].get_legend_handles_labels()
+  fig.legend(handles[1:], labels[1:], fontsize=7, loc="upper right")
+  fig.suptitle("UDR (unsupervised) against the supervised metrics, one "
+               "point per run")
+  fig.tight_layout()
+  return _save(fig, path)
+
+
 def write_figures(results: SweepResults, out_dir: str
                   ) -> tuple[list[str], list[str]]:
   """Writes every figure the data allows.
@@ -224,4 +316,12 @@ def write_figures(results: SweepResults, out_dir: str
   else:
     skipped.append("metrics_vs_step.png: no periodic evaluations (set "
                    "config.eval_every_steps)")
+  written.append(plot_all_metrics_rank_correlation(
+      results, os.path.join(out_dir, "rank_correlation_all_metrics.png")))
+  if udr_metrics(results):
+    written.append(plot_udr_vs_supervised(
+        results, os.path.join(out_dir, "udr_vs_supervised.png")))
+  else:
+    skipped.append("udr_vs_supervised.png: no run has a UDR score (run "
+                   "python -m experiments.udr --sweep_dir=<dir> first)")
   return written, skipped

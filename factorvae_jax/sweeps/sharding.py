@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional, Sequence, TypeVar
 
+from factorvae_jax.utils import errors
+
 T = TypeVar("T")
 
 # Kubernetes sets the index; the count comes from the manifest (set it to
@@ -27,8 +29,9 @@ def _int(env: Mapping[str, str], name: str) -> Optional[int]:
   try:
     return int(value)
   except ValueError:
-    raise ValueError(f"environment variable {name}={value!r} is not an "
-                     f"integer.") from None
+    raise errors.InvalidValueError(
+        f"environment variable {name}={value!r} is not an "
+        f"integer.") from None
 
 
 def task_from_env(env: Optional[Mapping[str, str]] = None
@@ -67,7 +70,7 @@ def task_from_env(env: Optional[Mapping[str, str]] = None
   if index is not None:
     count = _int(env, K8S_COUNT)
     if count is None:
-      raise ValueError(
+      raise errors.InvalidValueError(
           f"{K8S_INDEX}={index} is set (Kubernetes Indexed Job) but "
           f"{K8S_COUNT} is not: set env {K8S_COUNT} to the job's completions "
           f"in the manifest (see experiments/cluster/sweep_indexed_job.yaml), "
@@ -89,11 +92,11 @@ def resolve_task(task_index: Optional[int], num_tasks: Optional[int],
   if index is None and count is None:
     return 0, 1
   if index is None or count is None:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"task index {index} and task count {count} must both be given "
         f"(--task_index and --num_tasks{', or ' + source if source else ''}).")
   if count < 1 or not 0 <= index < count:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"task index {index} is not in [0, {count}) tasks"
         f"{' (from the ' + source + ')' if source else ''}; use --task_index "
         f"in 0..num_tasks-1 (a Slurm array must be a contiguous range such "

@@ -14,12 +14,13 @@ from typing import Optional, Sequence
 
 from factorvae_jax.sweeps import definition
 from factorvae_jax.builder import run_config
+from factorvae_jax.utils import errors
 from factorvae_jax.utils.files import write_json_atomically
 
 SNAPSHOT_FILE = "sweep.json"
 
 
-class SweepChangedError(ValueError):
+class SweepChangedError(errors.UserError, ValueError):
   """The sweep definition differs from the one the sweep dir was started with."""
 
 
@@ -40,7 +41,7 @@ def read_snapshot(sweep_dir: str) -> Optional[dict]:
     with open(path) as f:
       return json.load(f)
   except json.JSONDecodeError as e:
-    raise ValueError(
+    raise errors.BadFileError(
         f"{path} is not valid JSON ({e}); restore it, or delete it to "
         f"re-create it from the sweep file.") from e
 
