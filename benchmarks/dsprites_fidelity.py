@@ -1,7 +1,7 @@
 """How close procedural dSprites is to the real images.
 
-For every real frame in ``../shared/data/dsprites_reference/`` (see its
-README), finds the procedural image of highest IoU over the whole factor grid
+For every real frame in ``factorvae_jax/data/reference_dsprites/`` (see its
+README), or in ``--reference_dir``, finds the procedural image of highest IoU over the whole factor grid
 (737,280 images) and prints
 
 * one line per frame: ``frame=<GIF frame> iou=<float> shape=<name>

@@ -8,7 +8,7 @@ round by round so that they share the machine's load; prints the median.
   python benchmarks/train_step.py \
       --config=experiments/configs/factorvae_dsprites.py --steps=50 \
       [--impls=fast/fast,conv_transpose/conv] [--steps_per_dispatch=10,50] \
-      [--rounds=5] [--torch] [--data=bank|random|config]
+      [--rounds=5] [--torch=SCRIPT] [--data=bank|random|config]
 
 Output, one line per setting (medians over rounds):
 
@@ -69,8 +69,6 @@ _PROCESS_START = _process_start_time()
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
-_TORCH_SCRIPT = os.path.join(_REPO, os.pardir, "shared", "bench",
-                             "torch_factorvae_step.py")
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
@@ -176,9 +174,9 @@ class Setting:
     return rate
 
 
-def run_torch(steps: int, batch: int) -> float:
+def run_torch(script: str, steps: int, batch: int) -> float:
   """Steps/s of the PyTorch reference (default arguments but --steps)."""
-  args = [sys.executable, _TORCH_SCRIPT, "--steps", str(steps)]
+  args = [sys.executable, script, "--steps", str(steps)]
   if batch != 64:  # The reference's default.
     args += ["--batch", str(batch)]
   out = subprocess.run(args, check=True, capture_output=True,
@@ -186,7 +184,7 @@ def run_torch(steps: int, batch: int) -> float:
   match = re.search(r"torch_factorvae_step steps_per_s=([0-9.eE+-]+)(.*)",
                     out)
   if not match:
-    raise RuntimeError(f"unexpected output of {_TORCH_SCRIPT}: {out!r}")
+    raise RuntimeError(f"unexpected output of {script}: {out!r}")
   run_torch.info = match.group(2).strip()
   return float(match.group(1))
 
@@ -215,8 +213,11 @@ def main(argv=None):
                  help="bank: %d random binary images sampled by index (as the "
                       "PyTorch reference does); random: fresh random images "
                       "each step; config: the config's dataset" % BANK_SIZE)
-  p.add_argument("--torch", action="store_true",
-                 help="also time ../shared/bench/torch_factorvae_step.py")
+  p.add_argument("--torch", metavar="SCRIPT", default=None,
+                 help="also time this PyTorch reference of the step (a script "
+                      "printing 'torch_factorvae_step steps_per_s=<float>', "
+                      "e.g. ../shared/bench/torch_factorvae_step.py for "
+                      "developers of this repository)")
   p.add_argument("--torch_steps", type=int, default=None,
                  help="steps per torch run (default: --steps)")
   a = p.parse_args(argv)
@@ -236,10 +237,10 @@ def main(argv=None):
         first_step_done = s.first_step_done
       settings.append(s)
   torch_runs = []
-  use_torch = a.torch
-  if use_torch and not os.path.exists(_TORCH_SCRIPT):
-    print(f"# --torch: {_TORCH_SCRIPT} not found; skipping", flush=True)
-    use_torch = False
+  use_torch = a.torch is not None
+  if use_torch and not os.path.isfile(a.torch):
+    p.error(f"--torch={a.torch}: no such file; give the path of the PyTorch "
+            f"reference script")
   if use_torch and importlib.util.find_spec("torch") is None:
     print("# --torch: torch is not importable; skipping", flush=True)
     use_torch = False
@@ -260,7 +261,8 @@ def main(argv=None):
     for s in settings:
       line.append(f"{s.measure(a.steps):.3f}")
     if use_torch:
-      torch_runs.append(run_torch(a.torch_steps or a.steps, batch))
+      torch_runs.append(run_torch(a.torch, a.torch_steps or a.steps,
+                                  batch))
       line.append(f"torch {torch_runs[-1]:.3f}")
     print(f"# round {r}: " + " ".join(line), flush=True)
 

@@ -11,7 +11,9 @@ from absl import flags
 from absl import logging
 
 from factorvae_jax.evaluation import evaluate
+from factorvae_jax.metrics import registry as metrics_registry
 from factorvae_jax.monitoring.log_filters import quiet_library_logs
+from factorvae_jax.utils import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir.")
 _WORKDIRS = flags.DEFINE_list(
@@ -22,9 +24,10 @@ _SIZES = flags.DEFINE_enum("sizes", "default", sorted(evaluate.SIZE_PRESETS),
                            "disentanglement_lib's study sizes.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default newest).")
 _DCI_BACKEND = flags.DEFINE_enum(
-    "dci_backend", None, ["auto", "jax", "sklearn"],
-    "DCI's boosted trees: 'jax' (sklearn's algorithm in JAX, on the device), "
-    "'sklearn' (the reference) or 'auto' ('jax' on a GPU/TPU). Default: the "
+    "dci_backend", None, list(metrics_registry.DCI_BACKENDS),
+    "DCI's boosted trees: 'numba' (sklearn's arithmetic, compiled, on the "
+    "CPU), 'jax' (sklearn's algorithm in JAX, on the device), 'sklearn' (the "
+    "reference) or 'auto' ('jax' on a GPU/TPU, else 'numba'). Default: the "
     "run's config.dci_backend.")
 flags.mark_flags_as_mutual_exclusive(["workdir", "workdirs"], required=True)
 
@@ -48,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -14,6 +14,7 @@ from absl import logging
 from factorvae_jax.monitoring.log_filters import quiet_library_logs
 from factorvae_jax.reporting import explore
 from factorvae_jax.reporting import report
+from factorvae_jax.utils import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir.")
 _OUTPUT = flags.DEFINE_string(
@@ -39,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

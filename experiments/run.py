@@ -16,6 +16,7 @@ from ml_collections import config_flags
 from factorvae_jax.monitoring.log_filters import quiet_library_logs
 from factorvae_jax.training.loop import TrainingInterrupted, train_and_evaluate
 from factorvae_jax.training.preemption import EXIT_RESUMABLE
+from factorvae_jax.utils import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. "
@@ -39,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -130,6 +130,7 @@ def test_padding_slots_are_filled_with_observations_not_asked_for_yet():
   assert len(calls) == 8
 
 
+@pytest.mark.slow
 def test_models_evaluated_together_equal_models_evaluated_alone():
   config = factorvae_dsprites.get_config("test")
   dataset = data_lib.make_dataset(config.data)
@@ -170,6 +171,7 @@ def _train_briefly(module, workdir):
   loop.train_and_evaluate(config, workdir)
 
 
+@pytest.mark.slow
 def test_runs_of_different_models_are_evaluated_together(tmp_path):
   runs = [str(tmp_path / "factor_vae"), str(tmp_path / "beta_vae")]
   _train_briefly(factorvae_dsprites, runs[0])

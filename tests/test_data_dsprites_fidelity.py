@@ -1,14 +1,13 @@
 """The procedural dSprites renderer against real dSprites frames.
 
-The real frames live in ``../shared/data/dsprites_reference/`` (every checkout
-and CI run has it). ``benchmarks/dsprites_fidelity.py`` searches the whole
+The real frames ship with the package, in
+``factorvae_jax/data/reference_dsprites/`` (see its README). ``benchmarks/dsprites_fidelity.py`` searches the whole
 factor grid; here the search is restricted to the outer ring of positions,
 where the full search puts every one of these frames (the GIF traverses the
 border of the position grid), which gives the same matches in a tenth of the
 time.
 """
 
-import os
 
 import numpy as np
 import pytest
@@ -22,11 +21,7 @@ RING = np.array([(x, y) for x in range(32) for y in range(32)
 
 @pytest.fixture(scope="module")
 def frames():
-  directory = ref.default_reference_dir()
-  assert os.path.isdir(directory), (
-      f"{directory} is missing; it is part of ../shared (see "
-      f"../shared/README.md)")
-  return ref.load_reference_frames(directory)[0]
+  return ref.load_reference_frames(ref.default_reference_dir())[0]
 
 
 @pytest.fixture(scope="module")

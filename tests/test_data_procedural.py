@@ -176,7 +176,7 @@ def test_bad_factors_are_rejected(dataset):
 
 
 @pytest.mark.parametrize("shape, area, rows, cols", [
-    # Read off the real frames (../shared/data/dsprites_reference): the
+    # Read off the real frames (factorvae_jax/data/reference_dsprites): the
     # largest sprites at orientation 0, position (0, 0), centre (16, 16).
     (SQUARE, 400, (6, 25), (6, 25)),
     (ELLIPSE, 288, (9, 22), (3, 28)),

@@ -7,10 +7,14 @@ from absl.testing import parameterized
 import chex
 import jax
 import numpy as np
+import pytest
 
 from factorvae_jax.training import packed
 from factorvae_jax.training.train_step import train_steps
 from tests import step_fixtures as fx
+
+# Each test compiles and runs packed and solo training (slow tier).
+pytestmark = pytest.mark.slow
 
 GLOBAL_BATCH = 8
 STEPS = 3

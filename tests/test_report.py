@@ -15,12 +15,14 @@ from PIL import Image
 import pytest
 
 from experiments.configs import factorvae_dsprites
+from factorvae_jax.builder import run_config
 from factorvae_jax.training.loop import train_and_evaluate
 from factorvae_jax.visualisation import animation
 from factorvae_jax.reporting import explore
 from factorvae_jax.reporting import plots
 from factorvae_jax.reporting import report
 from factorvae_jax.reporting import run_files
+from tests import conftest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 10
@@ -105,6 +107,7 @@ def partial_copy(workdir, destination, remove=(), num_steps=None):
 
 class TestReport:
 
+  @pytest.mark.slow
   def test_complete_run(self, test_run):
     path = report.write_report(test_run)
     assert path == os.path.join(test_run, "report.html")
@@ -127,6 +130,7 @@ class TestReport:
     # A :test model after 10 steps has no active latent; the report says so.
     assert not any("Partial run" in m for m in parser.missing)
 
+  @pytest.mark.slow
   def test_run_without_results(self, test_run, tmp_path):
     workdir = partial_copy(test_run, tmp_path / "run", remove=["results.json"],
                            num_steps=40)
@@ -139,6 +143,7 @@ class TestReport:
     # The periodic evaluation logged during training stands in.
     assert "Latest periodic evaluation" in report.build_report(workdir)
 
+  @pytest.mark.slow
   def test_run_without_checkpoint_uses_training_pictures(self, test_run,
                                                          tmp_path):
     workdir = partial_copy(test_run, tmp_path / "run",
@@ -150,11 +155,17 @@ class TestReport:
     assert len(images["image/png"]) == 4
     assert "image/gif" not in images
 
-  def test_empty_workdir(self, tmp_path):
+  def test_empty_workdir_is_refused_and_a_started_one_lists_the_rest(
+      self, tmp_path):
+    # Nothing of a run: the user pointed at the wrong folder.
+    with pytest.raises(FileNotFoundError, match="holds no training run"):
+      report.build_report(tmp_path)
+    # A run that has only just started: the report says what is missing.
+    (tmp_path / "config.json").write_text(json.dumps(
+        run_config.config_to_dict(factorvae_dsprites.get_config("test"))))
     parser, images = parse_report(report.build_report(tmp_path))
     warnings = " ".join(parser.missing)
-    for name in ("config.json", "metrics.jsonl", "results.json",
-                 "checkpoints/"):
+    for name in ("metrics.jsonl", "results.json", "checkpoints/"):
       assert name in warnings
     assert not images
 
@@ -162,12 +173,13 @@ class TestReport:
     with pytest.raises(FileNotFoundError, match="nowhere"):
       report.build_report(tmp_path / "nowhere")
 
+  @pytest.mark.slow
   def test_command_line(self, test_run, tmp_path):
     workdir = partial_copy(test_run, tmp_path / "run",
                            remove=["checkpoints"])
     output = tmp_path / "out" / "r.html"
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = conftest.SINGLE_DEVICE_XLA_FLAGS
     result = subprocess.run(
         [sys.executable, "-m", "experiments.report", f"--workdir={workdir}",
          f"--output={output}"], cwd=ROOT, env=env, capture_output=True,
@@ -201,6 +213,7 @@ class TestRunFiles:
     with pytest.raises(ValueError, match="results.json"):
       run_files.read_json(tmp_path / "results.json")
 
+  @pytest.mark.slow
   def test_collect_runs(self, test_run, tmp_path):
     sweep = tmp_path / "sweep"
     partial_copy(test_run, sweep / "a" / "0")

@@ -10,11 +10,15 @@ import chex
 import jax
 import jax.numpy as jnp
 import optax
+import pytest
 
 from factorvae_jax.objectives.factorvae import discriminator_loss, permute_dims
 from factorvae_jax.objectives.gaussian import kl_to_standard_normal
 from factorvae_jax.training.train_step import train_step, train_steps
 from tests import step_fixtures as fx
+
+# Each test compiles the full train step, several forms of it (slow tier).
+pytestmark = pytest.mark.slow
 
 GLOBAL_BATCH = 8
 

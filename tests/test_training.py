@@ -13,6 +13,7 @@ from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from experiments.configs import factorvae_dsprites
 from factorvae_jax import data as data_lib
@@ -24,6 +25,9 @@ from factorvae_jax.training import loop
 from factorvae_jax import builder
 from factorvae_jax.builder import Checkpointer
 from factorvae_jax.builder import run_config
+
+# Every test here trains with the real loop (slow tier).
+pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(REPO, "experiments", "configs")

@@ -16,6 +16,8 @@ from typing import Sequence
 
 import ml_collections
 
+from factorvae_jax.utils import errors
+
 #: What a study file's argument may add: the dataset, and its files.
 DATA_OPTIONS = ("dataset", "data_path", "scream_path")
 
@@ -74,7 +76,7 @@ def with_dataset(config: ml_collections.ConfigDict,
   """
   dataset = options.get("dataset", "dsprites")
   if dataset not in available_datasets():
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"sweep argument dataset={dataset!r}: no experiments/configs/"
         f"factorvae_{dataset}.py; datasets with a config: "
         f"{available_datasets()}.")

@@ -27,6 +27,7 @@ from experiments.configs import factorvae_dsprites
 from experiments.configs import vae_dsprites
 from experiments.sweeps import common
 from factorvae_jax import sweeps
+from factorvae_jax.utils import errors
 
 SEEDS = 3
 # Steps per run at the full variant: what 2 CPU cores train in about 2 hours
@@ -51,9 +52,10 @@ def _parse(arg: str | None) -> tuple[str, int, int]:
     except ValueError:
       steps = 0
     if steps <= 0:
-      raise ValueError(f"sweep argument steps={options['steps']!r}: steps "
-                       f"must be a positive integer, e.g. "
-                       f"--sweep=<file>:steps=5000.")
+      raise errors.InvalidValueError(
+          f"sweep argument steps={options['steps']!r}: steps "
+          f"must be a positive integer, e.g. "
+          f"--sweep=<file>:steps=5000.")
   variant, num_seeds = sweeps.parse_arg(arg, default_seeds=SEEDS,
                                         variants=("full", "test"))
   return variant, num_seeds, steps

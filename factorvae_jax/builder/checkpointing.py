@@ -9,6 +9,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from factorvae_jax.builder.state import TrainState
+from factorvae_jax.utils import errors
 
 
 class Checkpointer:
@@ -60,7 +61,7 @@ class Checkpointer:
   def _resolve_step(self, step: Optional[int]) -> int:
     step = self.latest_step() if step is None else step
     if step is None:
-      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+      raise errors.NothingToDoError(f"no checkpoint in {self.directory}")
     return step
 
   def restore_part(self, template: Any, step: Optional[int] = None) -> Any:

@@ -10,6 +10,7 @@ import sys
 import jax
 import ml_collections
 
+from factorvae_jax.utils import errors
 from factorvae_jax.utils.files import write_json_atomically
 
 # Settings that may change between a run and its resumption: they affect how
@@ -28,29 +29,45 @@ _INTERVALS = ("log_every_steps", "image_every_steps", "checkpoint_every_steps",
               "eval_every_steps")
 
 
+# Fields a non-positive value makes meaningless (a zero learning rate trains
+# nothing, a zero batch divides by zero in the losses).
+_POSITIVE = ("batch_size", "model.latent_dim", "keep_checkpoints",
+             "optim.vae_learning_rate", "optim.disc_learning_rate",
+             "optim.adam_eps")
+
+
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises ValueError with a fix if ``config`` cannot be run as given."""
   if config.num_steps <= 0:
-    raise ValueError(f"config.num_steps={config.num_steps} must be positive.")
+    raise errors.InvalidValueError(
+        f"config.num_steps={config.num_steps} must be positive.")
   if config.steps_per_dispatch <= 0:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"config.steps_per_dispatch={config.steps_per_dispatch} must be "
         f"positive.")
+  for name in _POSITIVE:
+    node = config
+    for part in name.split("."):
+      node = node[part]
+    if node is not None and not node > 0:
+      raise errors.InvalidValueError(
+          f"config.{name}={node} must be positive; the config file's value "
+          f"is a sensible start.")
   if config.batch_size % num_devices:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"config.batch_size={config.batch_size} is not divisible by the "
         f"{num_devices} local devices; use a multiple of {num_devices}.")
   for name in _INTERVALS:
     value = config[name]
     if value < 0 or (value and value % config.steps_per_dispatch):
-      raise ValueError(
+      raise errors.InvalidValueError(
           f"config.{name}={value} must be a multiple of "
           f"config.steps_per_dispatch={config.steps_per_dispatch} (the loop "
           f"only sees the state between dispatches); e.g. "
           f"{max(1, round(value / config.steps_per_dispatch)) * config.steps_per_dispatch}.")
   if config.checkpoint_every_steps == 0 or config.log_every_steps == 0:
-    raise ValueError("config.checkpoint_every_steps and "
-                     "config.log_every_steps must be positive.")
+    raise errors.InvalidValueError("config.checkpoint_every_steps and "
+                                   "config.log_every_steps must be positive.")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -116,7 +133,7 @@ def check_resume_compatible(config: ml_collections.ConfigDict,
     details = "; ".join(
         f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}"
         for k in diffs[:5])
-    raise ValueError(
+    raise errors.IncompatibleResumeError(
         f"{workdir} holds checkpoints of a different experiment ({details}). "
         f"Use a new --workdir for a new experiment, or rerun with the "
         f"original settings to resume.")
@@ -143,7 +160,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   """
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
-    raise FileNotFoundError(
+    raise errors.NothingToDoError(
         f"{path} does not exist: {workdir} is not a training workdir "
         f"(train with python -m experiments.run --workdir={workdir} first).")
   with open(path) as f:

@@ -12,6 +12,7 @@ import optax
 
 from factorvae_jax.models.architectures import Networks
 from factorvae_jax.objectives.base import Auxiliary, Objective
+from factorvae_jax.utils import errors
 
 
 @flax.struct.dataclass
@@ -74,7 +75,7 @@ def read_hparams(objective: Objective, model_config) -> dict:
   """
   missing = [n for n in objective.hparam_names if n not in model_config]
   if missing:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"model {objective.name!r} needs config.model.{missing[0]} (all of "
         f"{list(objective.hparam_names)}); add it to the config file.")
   return {n: jnp.asarray(model_config[n], jnp.float32)

@@ -22,6 +22,7 @@ from factorvae_jax.builder import run_config
 from factorvae_jax.builder.checkpointing import Checkpointer
 from factorvae_jax.models import Networks, make_networks
 from factorvae_jax.objectives.gaussian import kl_to_standard_normal
+from factorvae_jax.utils import errors
 
 # Most observations per encoder call.
 _CHUNK = 500
@@ -158,7 +159,7 @@ def restore_vae_params(workdir: str, config, networks: Networks,
   try:
     step = checkpointer.latest_step() if step is None else int(step)
     if step is None:
-      raise FileNotFoundError(
+      raise errors.NothingToDoError(
           f"{workdir}/checkpoints holds no checkpoint; train first with "
           f"python -m experiments.run --config=<config> --workdir={workdir}.")
     template = _vae_param_shapes(networks, tuple(observation_shape))

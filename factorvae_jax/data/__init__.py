@@ -22,6 +22,7 @@ from factorvae_jax.data.image_grid import ImageGridData
 from factorvae_jax.data.mpi3d import MPI3D
 from factorvae_jax.data.shapes3d import Shapes3D
 from factorvae_jax.data.smallnorb import SmallNORB
+from factorvae_jax.utils import errors
 
 _DSPRITES_SOURCES = ("procedural", ("procedural", "npz", "tfds"))
 # name -> (default source, allowed sources).
@@ -81,13 +82,15 @@ def make_dataset(data_config: Any) -> GroundTruthData:
   """
   name = _field(data_config, "name").lower()
   if name not in SOURCES:
-    raise ValueError(f"data.name={name!r} is not a known dataset; use one of "
-                     f"{sorted(SOURCES)}.")
+    raise errors.InvalidValueError(
+        f"data.name={name!r} is not a known dataset; use one of "
+        f"{sorted(SOURCES)}.")
   default_source, allowed = SOURCES[name]
   source = (_field(data_config, "source") or default_source).lower()
   if source not in allowed:
-    raise ValueError(f"data.source={source!r} is not available for {name}; "
-                     f"use one of {list(allowed)}.")
+    raise errors.InvalidValueError(
+        f"data.source={source!r} is not available for {name}; "
+        f"use one of {list(allowed)}.")
   path = _field(data_config, "path")
   tfds_data_dir = _field(data_config, "tfds_data_dir")
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from factorvae_jax.data import files
 from factorvae_jax.data import image_grid
+from factorvae_jax.utils import errors
 
 FACTOR_NAMES = ("elevation", "azimuth", "object_type")
 OFFICIAL_FACTOR_SIZES = (4, 24, 183)
@@ -38,17 +39,19 @@ def _load_mesh(path: str) -> np.ndarray:
   try:
     mesh = scipy.io.loadmat(path)
   except (ValueError, OSError, TypeError) as err:
-    raise ValueError(f"{path} is not a readable MATLAB file ({err}). "
-                     f"{ORIGIN}") from err
+    raise errors.BadFileError(f"{path} is not a readable MATLAB file ({err}). "
+                              f"{ORIGIN}") from err
   if "im" not in mesh:
-    raise ValueError(f"{path}: variable 'im' is missing (the file has "
-                     f"{sorted(k for k in mesh if not k.startswith('__'))}). "
-                     f"{ORIGIN}")
+    raise errors.BadFileError(
+        f"{path}: variable 'im' is missing (the file has "
+        f"{sorted(k for k in mesh if not k.startswith('__'))}). "
+        f"{ORIGIN}")
   im = mesh["im"]
   if (im.ndim != 5 or im.shape[2:] != (3, 24, 4) or im.dtype != np.uint8):
-    raise ValueError(f"{path}: 'im' must be uint8 [H, W, 3, 24, 4] (RGB, "
-                     f"azimuth, elevation), got {im.dtype} {list(im.shape)}. "
-                     f"{ORIGIN}")
+    raise errors.BadFileError(
+        f"{path}: 'im' must be uint8 [H, W, 3, 24, 4] (RGB, "
+        f"azimuth, elevation), got {im.dtype} {list(im.shape)}. "
+        f"{ORIGIN}")
   out = np.empty((4, 24, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
   for elevation in range(4):
     for azimuth in range(24):
@@ -79,13 +82,13 @@ class Cars3D(image_grid.ImageGridData):
       ValueError: if a file is malformed.
     """
     if not directory or not os.path.isdir(directory):
-      raise FileNotFoundError(
+      raise errors.MissingFileError(
           f"cars3d: data.path={directory!r} is not a folder; set it to the "
           f"folder of car_*_mesh.mat files. {ORIGIN}")
     names = sorted(n for n in os.listdir(directory) if n.endswith(".mat"))
     if not names:
-      raise FileNotFoundError(f"cars3d: no .mat files in {directory}. "
-                              f"{ORIGIN}")
+      raise errors.MissingFileError(f"cars3d: no .mat files in {directory}. "
+                                    f"{ORIGIN}")
     sizes = (4, 24, len(names))
     official = files.warn_if_not_official(sizes, OFFICIAL_FACTOR_SIZES,
                                           directory)

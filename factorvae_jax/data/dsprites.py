@@ -19,6 +19,7 @@ import numpy as np
 
 from factorvae_jax.data import files
 from factorvae_jax.data import ground_truth
+from factorvae_jax.utils import errors
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "position_x", "position_y")
 OFFICIAL_FACTOR_SIZES = (3, 6, 40, 32, 32)
@@ -58,10 +59,11 @@ def pack_images(images: np.ndarray, where: str) -> np.ndarray:
   """
   flat = images.reshape(len(images), -1)
   if flat.shape[1] != IMAGE_SIZE * IMAGE_SIZE:
-    raise ValueError(f"{where}: images have {flat.shape[1]} pixels, expected "
-                     f"{IMAGE_SIZE}x{IMAGE_SIZE}. {ORIGIN}")
+    raise errors.BadFileError(
+        f"{where}: images have {flat.shape[1]} pixels, expected "
+        f"{IMAGE_SIZE}x{IMAGE_SIZE}. {ORIGIN}")
   if flat.size and flat.max() > 1:
-    raise ValueError(
+    raise errors.BadFileError(
         f"{where}: pixel values must be 0 or 1, found {flat.max()}. The "
         f"official dSprites images are binary uint8. {ORIGIN}")
   return np.packbits(flat, axis=1)
@@ -87,7 +89,7 @@ class DSprites(ground_truth.GroundTruthData):
     """
     factor_sizes = tuple(int(n) for n in factor_sizes)
     if packed_images.shape != (int(np.prod(factor_sizes)), PACKED_BYTES):
-      raise ValueError(
+      raise errors.BadFileError(
           f"packed_images must be [{int(np.prod(factor_sizes))}, "
           f"{PACKED_BYTES}] for factor sizes {factor_sizes}, got "
           f"{packed_images.shape}.")
@@ -118,12 +120,13 @@ class DSprites(ground_truth.GroundTruthData):
     try:
       archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as err:
-      raise ValueError(f"{path} is not an npz (zip) archive. {ORIGIN}") from err
+      raise errors.BadFileError(
+          f"{path} is not an npz (zip) archive. {ORIGIN}") from err
     with archive:
       members = set(archive.namelist())
       for key in ("imgs", "latents_classes", "latents_values"):
         if key + ".npy" not in members:
-          raise ValueError(
+          raise errors.BadFileError(
               f"{path}: array '{key}' is missing (the file has "
               f"{sorted(m[:-4] for m in members)}). {ORIGIN}")
       # ``metadata`` is a pickled dict; never load it (allow_pickle=False).
@@ -144,7 +147,7 @@ class DSprites(ground_truth.GroundTruthData):
                                                            ORIGIN)
         if (tuple(shape) != (num, IMAGE_SIZE, IMAGE_SIZE) or
             dtype != np.uint8 or fortran_order):
-          raise ValueError(
+          raise errors.BadFileError(
               f"{path}: 'imgs' must be C-ordered uint8 [{num}, 64, 64] (one "
               f"image per latents row), got {dtype} {tuple(shape)}"
               f"{' in Fortran order' if fortran_order else ''}. {ORIGIN}")
@@ -255,21 +258,21 @@ def _check_latents(path: str, latents_classes: np.ndarray,
   """Checks the latents arrays of the npz; returns the number of rows."""
   if (latents_classes.ndim != 2 or latents_classes.shape[1] != 6 or
       not np.issubdtype(latents_classes.dtype, np.integer)):
-    raise ValueError(
+    raise errors.BadFileError(
         f"{path}: 'latents_classes' must be an integer [N, 6] array (colour, "
         f"shape, scale, orientation, posX, posY), got "
         f"{latents_classes.dtype} {latents_classes.shape}. {ORIGIN}")
   if (latents_values.shape != latents_classes.shape or
       not np.issubdtype(latents_values.dtype, np.floating)):
-    raise ValueError(
+    raise errors.BadFileError(
         f"{path}: 'latents_values' must be a float {latents_classes.shape} "
         f"array like 'latents_classes', got {latents_values.dtype} "
         f"{latents_values.shape}. {ORIGIN}")
   if len(latents_classes) == 0:
-    raise ValueError(f"{path}: the latents arrays are empty. {ORIGIN}")
+    raise errors.BadFileError(f"{path}: the latents arrays are empty. {ORIGIN}")
   colours = np.unique(latents_classes[:, 0])
   if len(colours) != 1:
-    raise ValueError(
+    raise errors.BadFileError(
         f"{path}: column 0 (colour) must hold a single class, found "
         f"{len(colours)}: this is not the dSprites file. {ORIGIN}")
   return len(latents_classes)

@@ -1,6 +1,6 @@
 """Compares the procedural dSprites renderer with real dSprites frames.
 
-The reference files (``../shared/data/dsprites_reference/``, see its README)
+The reference files (``reference_dsprites/`` beside this module, see its README)
 hold real 64 x 64 dSprites images whose factor values are not given. For each
 real frame we find the procedural image of highest IoU over the factor grid
 (all shapes, scales and orientations, and all or a given set of positions) and
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from factorvae_jax.data import dsprites_procedural as proc
+from factorvae_jax.utils import errors
 
 FRAMES_FILENAME = "dsprites_gif_even_frames.npz"
 DENSITY_FILENAME = "density_of_5000_real_images.png"
@@ -25,18 +26,16 @@ DENSITY_FILENAME = "density_of_5000_real_images.png"
 # inclusive), per the reference README.
 DENSITY_AREA = (7, 405)
 ORIGIN = ("The reference files are small pieces of DeepMind's dsprites-dataset "
-          "repository kept in ../shared/data/dsprites_reference/ (see its "
-          "README).")
+          "repository shipped in factorvae_jax/data/reference_dsprites/ (see "
+          "its README).")
 
 _NUM_PIXELS = proc.IMAGE_SIZE * proc.IMAGE_SIZE
 
 
 def default_reference_dir() -> str:
-  """``../shared/data/dsprites_reference`` next to the repository root."""
-  root = os.path.dirname(os.path.dirname(os.path.dirname(
-      os.path.abspath(__file__))))
-  return os.path.join(os.path.dirname(root), "shared", "data",
-                      "dsprites_reference")
+  """The reference files shipped with the package (``reference_dsprites/``)."""
+  return os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                      "reference_dsprites")
 
 
 def load_reference_frames(directory: str) -> tuple[np.ndarray, np.ndarray]:
@@ -55,20 +54,22 @@ def load_reference_frames(directory: str) -> tuple[np.ndarray, np.ndarray]:
   """
   path = os.path.join(directory, FRAMES_FILENAME)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"no dSprites reference frames at {path}. {ORIGIN}")
+    raise errors.MissingFileError(
+        f"no dSprites reference frames at {path}. {ORIGIN}")
   with np.load(path, allow_pickle=False) as arrays:
     if "frames" not in arrays or "frame_index" not in arrays:
-      raise ValueError(f"{path}: needs arrays 'frames' and 'frame_index', has "
-                       f"{sorted(arrays.files)}. {ORIGIN}")
+      raise errors.BadFileError(
+          f"{path}: needs arrays 'frames' and 'frame_index', has "
+          f"{sorted(arrays.files)}. {ORIGIN}")
     frames, frame_index = arrays["frames"], arrays["frame_index"]
   if (frames.ndim != 3 or frames.shape[1:] != (64, 64) or
       len(frame_index) != len(frames)):
-    raise ValueError(f"{path}: 'frames' must be [N, 64, 64] with one "
-                     f"'frame_index' each, got {frames.shape} and "
-                     f"{frame_index.shape}. {ORIGIN}")
+    raise errors.BadFileError(f"{path}: 'frames' must be [N, 64, 64] with one "
+                              f"'frame_index' each, got {frames.shape} and "
+                              f"{frame_index.shape}. {ORIGIN}")
   if frames.size and frames.max() > 1:
-    raise ValueError(f"{path}: frames must be binary (0/1), found "
-                     f"{frames.max()}. {ORIGIN}")
+    raise errors.BadFileError(f"{path}: frames must be binary (0/1), found "
+                              f"{frames.max()}. {ORIGIN}")
   return frames.astype(np.uint8), frame_index
 
 
@@ -85,7 +86,8 @@ def load_density_plot(directory: str) -> np.ndarray:
   from PIL import Image  # pylint: disable=g-import-not-at-top
   path = os.path.join(directory, DENSITY_FILENAME)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"no dSprites density plot at {path}. {ORIGIN}")
+    raise errors.MissingFileError(
+        f"no dSprites density plot at {path}. {ORIGIN}")
   first, last = DENSITY_AREA
   with Image.open(path) as image:
     grey = image.convert("L").crop((first, first, last + 1, last + 1))

@@ -23,6 +23,7 @@ import numpy as np
 
 from factorvae_jax.data import files
 from factorvae_jax.data import ground_truth
+from factorvae_jax.utils import errors
 
 VARIANTS = ("color", "noisy", "scream")
 IMAGE_SIZE = 64
@@ -66,10 +67,10 @@ def load_scream(path: str) -> tuple[np.ndarray, dict]:
       # grey or RGBA file still gives three channels.
       image = np.asarray(picture.convert("RGB"), np.float32) / 255.0
   except OSError as err:
-    raise ValueError(f"{path} is not a readable image ({err}). "
-                     f"{SCREAM_ORIGIN}") from err
+    raise errors.BadFileError(f"{path} is not a readable image ({err}). "
+                              f"{SCREAM_ORIGIN}") from err
   if min(image.shape[:2]) <= IMAGE_SIZE:
-    raise ValueError(
+    raise errors.BadFileError(
         f"{path}: the painting is {image.shape[1]} x {image.shape[0]} pixels "
         f"after fitting it into {SCREAM_THUMBNAIL}, but 64 x 64 patches need "
         f"at least 65 x 65 (mode {mode}). {SCREAM_ORIGIN}")
@@ -78,7 +79,7 @@ def load_scream(path: str) -> tuple[np.ndarray, dict]:
 
 def _check_binary_base(base: ground_truth.GroundTruthData, what: str) -> None:
   if tuple(base.observation_shape) != (IMAGE_SIZE, IMAGE_SIZE, 1):
-    raise ValueError(
+    raise errors.BadFileError(
         f"{what} needs a binary 64x64x1 dSprites dataset, got "
         f"{type(base).__name__} with observations {base.observation_shape}.")
 
@@ -109,18 +110,20 @@ class DSpritesVariant(ground_truth.GroundTruthData):
       scream_details: description of the painting's file, for ``describe``.
     """
     if variant not in VARIANTS:
-      raise ValueError(f"variant={variant!r} is not a dSprites variant; use "
-                       f"one of {list(VARIANTS)}.")
+      raise errors.InvalidValueError(
+          f"variant={variant!r} is not a dSprites variant; use "
+          f"one of {list(VARIANTS)}.")
     _check_binary_base(base, f"{variant}_dsprites")
     if variant == "scream":
       if scream is None:
-        raise ValueError(f"scream_dsprites needs the painting. "
-                         f"{SCREAM_ORIGIN}")
+        raise errors.BadFileError(f"scream_dsprites needs the painting. "
+                                  f"{SCREAM_ORIGIN}")
       scream = np.asarray(scream, np.float32)
       if (scream.ndim != 3 or scream.shape[2] != 3 or
           min(scream.shape[:2]) <= IMAGE_SIZE):
-        raise ValueError(f"scream must be [H, W, 3] with H, W > 64, got "
-                         f"{scream.shape}.")
+        raise errors.BadFileError(
+            f"scream must be [H, W, 3] with H, W > 64, got "
+            f"{scream.shape}.")
     self.base = base
     self.variant = variant
     self.factor_names = tuple(base.factor_names)
@@ -232,8 +235,9 @@ class DSpritesNoShape(ground_truth.GroundTruthData):
     """Wraps a plain dSprites dataset (shape must be its first factor)."""
     _check_binary_base(base, "dsprites_noshape")
     if base.factor_names[0] != "shape":
-      raise ValueError(f"dsprites_noshape needs shape as the first factor, "
-                       f"got {base.factor_names}.")
+      raise errors.InvalidValueError(
+          f"dsprites_noshape needs shape as the first factor, "
+          f"got {base.factor_names}.")
     self.base = base
     self.factor_names = tuple(base.factor_names[1:])
     self.factors_num_values = tuple(base.factors_num_values[1:])

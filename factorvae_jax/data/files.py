@@ -15,6 +15,8 @@ from typing import IO, Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from factorvae_jax.utils import errors
+
 # Examples read per step from a tfds data source.
 _CHUNK_ROWS = 4096
 _FINGERPRINT_BYTES = 1 << 20
@@ -57,13 +59,13 @@ def resolve_file(path: str, filename: str, what: str, origin: str,
     FileNotFoundError: naming the path tried and where to get the file.
   """
   if not path:
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f"{what}: {config_field} is empty; set it to the path of {filename}. "
         f"{origin}")
   if os.path.isdir(path):
     path = os.path.join(path, filename)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"{what}: no file at {path}. {origin}")
+    raise errors.MissingFileError(f"{what}: no file at {path}. {origin}")
   return path
 
 
@@ -95,7 +97,7 @@ def grid_index_from_classes(
   for i, name in enumerate(factor_names):
     present = np.unique(classes[:, i])
     if present[0] != 0 or present[-1] != len(present) - 1:
-      raise ValueError(
+      raise errors.BadFileError(
           f"{where}: classes of factor '{name}' must be 0..n-1 without gaps; "
           f"found {len(present)} distinct classes from {present[0]} to "
           f"{present[-1]}. The file is damaged or not in the official format. "
@@ -117,7 +119,7 @@ def grid_index_from_classes(
       example = np.unravel_index(repeated[0], sizes)
       problems.append(f"{repeated.size} appear more than once (e.g. classes "
                       f"{tuple(int(c) for c in example)})")
-    raise ValueError(
+    raise errors.BadFileError(
         f"{where}: the factor grid {dict(zip(factor_names, sizes))} is not "
         f"complete: {len(classes)} rows for {num_cells} combinations; "
         f"{'; '.join(problems)}. The file is truncated or not the official "
@@ -196,7 +198,7 @@ def open_tfds_source(name: str, data_dir: str, split: str) -> Any:
   except (NotImplementedError, FileNotFoundError, AssertionError, OSError,
           ValueError) as err:
     where = data_dir or "the tfds default data_dir (~/tensorflow_datasets)"
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f"tfds dataset '{name}' is not prepared as array_record in {where} "
         f"({type(err).__name__}: {str(err).splitlines()[0]}). Prepare it once "
         f"in an environment with TensorFlow: `tfds build {name} "
@@ -245,13 +247,13 @@ def read_tfds(source: Any, label_keys: Sequence[str],
       values.append(np.array([[ex[k] for k in value_keys]
                               for ex in examples], np.float64))
     except KeyError as err:
-      raise ValueError(
+      raise errors.BadFileError(
           f"{where}: examples lack feature {err}; they have "
           f"{sorted(examples[0])}. The tfds dataset is not the expected "
           f"one.") from err
     images.append(encode_images(batch))
   if not images:
-    raise ValueError(f"{where}: the tfds split is empty.")
+    raise errors.BadFileError(f"{where}: the tfds split is empty.")
   return (np.concatenate(images), np.concatenate(classes),
           np.concatenate(values))
 
@@ -291,8 +293,9 @@ def read_npy_header(f, member: str, path: str, origin: str):
     return np.lib.format.read_array_header_1_0(f)
   if version == (2, 0):
     return np.lib.format.read_array_header_2_0(f)
-  raise ValueError(f"{path}: array '{member}' uses .npy format version "
-                   f"{version}, which this loader does not read. {origin}")
+  raise errors.BadFileError(
+      f"{path}: array '{member}' uses .npy format version "
+      f"{version}, which this loader does not read. {origin}")
 
 
 def iterate_npy_rows(f: IO[bytes], num: int, row_shape: Sequence[int],
@@ -324,6 +327,7 @@ def iterate_npy_rows(f: IO[bytes], num: int, row_shape: Sequence[int],
     count = min(chunk, num - start)
     buffer = f.read(count * row_bytes)
     if len(buffer) != count * row_bytes:
-      raise ValueError(f"{path}: '{member}' is truncated at row {start}. "
-                       f"{origin}")
+      raise errors.BadFileError(
+          f"{path}: '{member}' is truncated at row {start}. "
+          f"{origin}")
     yield start, np.frombuffer(buffer, np.uint8).reshape(count, *row_shape)

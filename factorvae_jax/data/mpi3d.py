@@ -22,6 +22,7 @@ import numpy as np
 
 from factorvae_jax.data import files
 from factorvae_jax.data import image_grid
+from factorvae_jax.utils import errors
 
 FACTOR_NAMES = ("object_color", "object_shape", "object_size",
                 "camera_height", "background_color", "first_dof",
@@ -69,17 +70,19 @@ class MPI3D(image_grid.ImageGridData):
       ValueError: if the file is not in the official format.
     """
     if variant not in DLIB_GRIDS:
-      raise ValueError(f"variant={variant!r} is not an MPI3D variant; use "
-                       f"one of {sorted(DLIB_GRIDS)}.")
+      raise errors.InvalidValueError(
+          f"variant={variant!r} is not an MPI3D variant; use "
+          f"one of {sorted(DLIB_GRIDS)}.")
     where = origin(variant)
     path = files.resolve_file(path, FILENAMES[variant], variant, where)
     try:
       archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as err:
-      raise ValueError(f"{path} is not an npz (zip) archive. {where}") from err
+      raise errors.BadFileError(
+          f"{path} is not an npz (zip) archive. {where}") from err
     with archive:
       if "images.npy" not in archive.namelist():
-        raise ValueError(
+        raise errors.BadFileError(
             f"{path}: array 'images' is missing (the file has "
             f"{sorted(m[:-4] for m in archive.namelist())}). {where}")
       with archive.open("images.npy") as f:
@@ -89,7 +92,7 @@ class MPI3D(image_grid.ImageGridData):
         sizes = _grid_sizes(num, factor_sizes, path, where)
         if (tuple(shape[1:]) != IMAGE_SHAPE or dtype != np.uint8 or
             fortran_order):
-          raise ValueError(
+          raise errors.BadFileError(
               f"{path}: 'images' must be C-ordered uint8 [N, 64, 64, 3], got "
               f"{dtype} {tuple(shape)}"
               f"{' in Fortran order' if fortran_order else ''}. {where}")
@@ -116,13 +119,14 @@ def _grid_sizes(num: int, factor_sizes: Optional[Sequence[int]], path: str,
   if factor_sizes is not None:
     sizes = tuple(int(n) for n in factor_sizes)
     if len(sizes) != 7 or int(np.prod(sizes)) != num:
-      raise ValueError(f"{path}: factor_sizes {sizes} (7 factors) do not "
-                       f"match its {num} images. {where}")
+      raise errors.BadFileError(
+          f"{path}: factor_sizes {sizes} (7 factors) do not "
+          f"match its {num} images. {where}")
     return sizes
   for sizes in (GRID_4X4, GRID_6X6):
     if num == int(np.prod(sizes)):
       return sizes
-  raise ValueError(
+  raise errors.BadFileError(
       f"{path}: 'images' has {num} rows; an MPI3D file has "
       f"{int(np.prod(GRID_4X4))} (4 colours x 4 shapes) or "
       f"{int(np.prod(GRID_6X6))} (6 x 6). The file is truncated or not "

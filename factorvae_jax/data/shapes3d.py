@@ -13,6 +13,7 @@ import numpy as np
 
 from factorvae_jax.data import files
 from factorvae_jax.data import image_grid
+from factorvae_jax.utils import errors
 
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape",
                 "orientation")
@@ -53,9 +54,10 @@ class Shapes3D(image_grid.ImageGridData):
     factor_sizes = tuple(int(n) for n in factor_sizes)
     expected = (int(np.prod(factor_sizes)), *IMAGE_SHAPE)
     if images.shape != expected or images.dtype != np.uint8:
-      raise ValueError(f"images must be uint8 {list(expected)} for factor "
-                       f"sizes {factor_sizes}, got {images.dtype} "
-                       f"{list(images.shape)}.")
+      raise errors.BadFileError(
+          f"images must be uint8 {list(expected)} for factor "
+          f"sizes {factor_sizes}, got {images.dtype} "
+          f"{list(images.shape)}.")
     super().__init__(images, FACTOR_NAMES, factor_sizes,
                      range(len(FACTOR_NAMES)), source, details)
     self.factor_values = tuple(np.asarray(v) for v in factor_values)
@@ -80,18 +82,19 @@ class Shapes3D(image_grid.ImageGridData):
     try:
       h5 = h5py.File(path, "r")
     except OSError as err:
-      raise ValueError(f"{path} is not a readable HDF5 file ({err}). "
-                       f"{ORIGIN}") from err
+      raise errors.BadFileError(f"{path} is not a readable HDF5 file ({err}). "
+                                f"{ORIGIN}") from err
     with h5:
       for key in ("images", "labels"):
         if key not in h5:
-          raise ValueError(f"{path}: dataset '{key}' is missing (the file has "
-                           f"{sorted(h5.keys())}). {ORIGIN}")
+          raise errors.BadFileError(
+              f"{path}: dataset '{key}' is missing (the file has "
+              f"{sorted(h5.keys())}). {ORIGIN}")
       labels = h5["labels"][()]
       num = _check_labels(path, labels)
       images_ds = h5["images"]
       if images_ds.shape != (num, *IMAGE_SHAPE) or images_ds.dtype != np.uint8:
-        raise ValueError(
+        raise errors.BadFileError(
             f"{path}: 'images' must be uint8 [{num}, 64, 64, 3] (one image per "
             f"label row), got {images_ds.dtype} {list(images_ds.shape)}. "
             f"{ORIGIN}")
@@ -131,8 +134,8 @@ class Shapes3D(image_grid.ImageGridData):
 
     def check_images(batch: np.ndarray) -> np.ndarray:
       if batch.shape[1:] != IMAGE_SHAPE or batch.dtype != np.uint8:
-        raise ValueError(f"{where}: images must be uint8 64x64x3, got "
-                         f"{batch.dtype} {list(batch.shape[1:])}.")
+        raise errors.BadFileError(f"{where}: images must be uint8 64x64x3, got "
+                                  f"{batch.dtype} {list(batch.shape[1:])}.")
       return batch
 
     images, classes, values = files.read_tfds(
@@ -178,10 +181,10 @@ def _check_labels(path: str, labels: np.ndarray) -> int:
   """Checks the h5 ``labels`` dataset; returns the number of rows."""
   if (labels.ndim != 2 or labels.shape[1] != len(FACTOR_NAMES) or
       not np.issubdtype(labels.dtype, np.floating) or not len(labels)):
-    raise ValueError(
+    raise errors.BadFileError(
         f"{path}: 'labels' must be a non-empty float [N, 6] array of factor "
         f"values ({', '.join(FACTOR_NAMES)}), got {labels.dtype} "
         f"{list(labels.shape)}. {ORIGIN}")
   if not np.all(np.isfinite(labels)):
-    raise ValueError(f"{path}: 'labels' contains NaN or inf. {ORIGIN}")
+    raise errors.BadFileError(f"{path}: 'labels' contains NaN or inf. {ORIGIN}")
   return len(labels)

@@ -22,6 +22,7 @@ import numpy as np
 
 from factorvae_jax.data import files
 from factorvae_jax.data import image_grid
+from factorvae_jax.utils import errors
 
 FULL_FACTOR_NAMES = ("category", "instance", "elevation", "azimuth",
                      "lighting")
@@ -69,23 +70,27 @@ def read_matrix(path: str) -> np.ndarray:
     with opener(path, "rb") as f:
       raw = f.read()
   except (OSError, EOFError) as err:
-    raise ValueError(f"{path} cannot be read ({err}). {ORIGIN}") from err
+    raise errors.BadFileError(
+        f"{path} cannot be read ({err}). {ORIGIN}") from err
   if len(raw) < 20:
-    raise ValueError(f"{path} is {len(raw)} bytes, too short for a NORB "
-                     f"matrix header. {ORIGIN}")
+    raise errors.BadFileError(
+        f"{path} is {len(raw)} bytes, too short for a NORB "
+        f"matrix header. {ORIGIN}")
   magic, ndim = (int(v) for v in np.frombuffer(raw, "<i4", 2))
   if magic not in _MAGIC_DTYPES or not 1 <= ndim <= 8:
-    raise ValueError(f"{path}: header (magic {magic}, {ndim} dimensions) is "
-                     f"not a NORB byte or int32 matrix. {ORIGIN}")
+    raise errors.BadFileError(
+        f"{path}: header (magic {magic}, {ndim} dimensions) is "
+        f"not a NORB byte or int32 matrix. {ORIGIN}")
   header_dims = max(3, ndim)
   dims = tuple(int(v) for v in np.frombuffer(raw, "<i4", ndim, 8))
   offset = 8 + 4 * header_dims
   dtype = np.dtype(_MAGIC_DTYPES[magic]).newbyteorder("<")
   expected = int(np.prod(dims)) * dtype.itemsize
   if len(raw) - offset != expected:
-    raise ValueError(f"{path}: {len(raw) - offset} data bytes for shape "
-                     f"{dims} ({expected} expected): truncated or damaged. "
-                     f"{ORIGIN}")
+    raise errors.BadFileError(
+        f"{path}: {len(raw) - offset} data bytes for shape "
+        f"{dims} ({expected} expected): truncated or damaged. "
+        f"{ORIGIN}")
   return np.frombuffer(raw, dtype, offset=offset).reshape(dims)
 
 
@@ -113,8 +118,9 @@ def _find(directory: str, name: str) -> str:
     path = os.path.join(directory, candidate)
     if os.path.isfile(path):
       return path
-  raise FileNotFoundError(f"smallnorb: no file {os.path.join(directory, name)}"
-                          f"(.gz). {ORIGIN}")
+  raise errors.MissingFileError(
+      f"smallnorb: no file {os.path.join(directory, name)}"
+      f"(.gz). {ORIGIN}")
 
 
 def _grid(images: np.ndarray, features: np.ndarray, where: str,
@@ -145,7 +151,7 @@ class SmallNORB(image_grid.ImageGridData):
       ValueError: if a file is malformed or the grid is incomplete.
     """
     if not directory or not os.path.isdir(directory):
-      raise FileNotFoundError(
+      raise errors.MissingFileError(
           f"smallnorb: data.path={directory!r} is not a folder; set it to the "
           f"folder holding the six files. {ORIGIN}")
     images, features, details = [], [], {}
@@ -155,10 +161,11 @@ class SmallNORB(image_grid.ImageGridData):
       dat, cat, info = (read_matrix(paths[kind]) for kind in KINDS)
       num = len(dat)
       if dat.ndim != 4 or dat.shape[1:] != (2, 96, 96):
-        raise ValueError(f"{paths['dat']}: images must be [N, 2, 96, 96] "
-                         f"stereo pairs, got {list(dat.shape)}. {ORIGIN}")
+        raise errors.BadFileError(
+            f"{paths['dat']}: images must be [N, 2, 96, 96] "
+            f"stereo pairs, got {list(dat.shape)}. {ORIGIN}")
       if cat.shape != (num,) or info.shape != (num, 4):
-        raise ValueError(
+        raise errors.BadFileError(
             f"{paths['cat']}, {paths['info']}: need [{num}] categories and "
             f"[{num}, 4] (instance, elevation, azimuth, lighting) infos, got "
             f"{list(cat.shape)} and {list(info.shape)}. {ORIGIN}")
@@ -201,8 +208,9 @@ class SmallNORB(image_grid.ImageGridData):
 
       def encode(batch):
         if batch.shape[1:] != (96, 96, 1) or batch.dtype != np.uint8:
-          raise ValueError(f"{where}: images must be uint8 96x96x1, got "
-                           f"{batch.dtype} {list(batch.shape[1:])}.")
+          raise errors.BadFileError(
+              f"{where}: images must be uint8 96x96x1, got "
+              f"{batch.dtype} {list(batch.shape[1:])}.")
         return resize_like_dlib(batch[..., 0])
 
       part_images, classes, _ = files.read_tfds(source, keys, (), encode,

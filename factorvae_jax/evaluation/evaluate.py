@@ -21,6 +21,7 @@ from factorvae_jax import objectives
 from factorvae_jax.builder import run_config
 from factorvae_jax.builder.trained_model import encode_in_chunks, restore_vae_params
 from factorvae_jax.models import make_networks
+from factorvae_jax.utils import errors
 from factorvae_jax.utils.files import write_json_atomically
 
 
@@ -335,7 +336,7 @@ def evaluate_workdir(workdir: str, sizes: str = "default",
     sizes: metric sample sizes preset.
     step: checkpoint step (default: the newest).
     metric_names: which metrics to run (default: all).
-    dci_backend: 'auto', 'jax' or 'sklearn'; None keeps the run's
+    dci_backend: one of ``metrics.registry.DCI_BACKENDS``; None keeps the run's
       ``config.dci_backend``.
 
   Returns:
@@ -371,7 +372,7 @@ def evaluate_workdirs(workdirs: Sequence[str], sizes: str = "default",
     sizes: metric sample sizes preset.
     step: checkpoint step of every run (default: each run's newest).
     metric_names: which metrics to run (default: all).
-    dci_backend: 'auto', 'jax' or 'sklearn'; None keeps each run's
+    dci_backend: one of ``metrics.registry.DCI_BACKENDS``; None keeps each run's
       ``config.dci_backend``.
     mode: how the encoders are batched ('auto', 'map', 'vmap').
 
@@ -385,7 +386,8 @@ def evaluate_workdirs(workdirs: Sequence[str], sizes: str = "default",
   """
   workdirs = list(workdirs)
   if not workdirs or len(set(workdirs)) != len(workdirs):
-    raise ValueError(f"give one or more distinct workdirs, got {workdirs}.")
+    raise errors.InvalidValueError(
+        f"give one or more distinct workdirs, got {workdirs}.")
   configs = [run_config.load_config(w) for w in workdirs]
   for config in configs:
     if dci_backend is not None:
@@ -396,13 +398,13 @@ def evaluate_workdirs(workdirs: Sequence[str], sizes: str = "default",
   params, steps = [], []
   for workdir, config in zip(workdirs, configs):
     if config.data.to_dict() != configs[0].data.to_dict():
-      raise ValueError(
+      raise errors.InvalidValueError(
           f"{workdir} was trained on other data than {workdirs[0]} "
           f"({config.data.to_dict()} vs {configs[0].data.to_dict()}); "
           f"evaluate them in separate calls.")
     networks = make_networks(config.model, shape)
     if networks.encoder != encoder:
-      raise ValueError(
+      raise errors.InvalidValueError(
           f"{workdir}'s encoder differs from {workdirs[0]}'s ({networks.encoder} "
           f"vs {encoder}); only runs of one encoder architecture are encoded "
           f"together: evaluate them in separate calls.")

@@ -7,6 +7,7 @@ from factorvae_jax.models.discriminator import Discriminator
 from factorvae_jax.models.layers import (DEFAULT_DOWNSAMPLE_IMPL,
                                          DEFAULT_UPSAMPLE_IMPL)
 from factorvae_jax.models.vae_nets import Decoder, Encoder
+from factorvae_jax.utils import errors
 
 # Each preset fills the config fields the user left unset (None).
 PRESETS = {
@@ -39,7 +40,7 @@ def resolve_architecture(model_config) -> dict:
   """
   name = model_config.architecture
   if name not in PRESETS:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"config.model.architecture={name!r} is unknown; choose one of "
         f"{sorted(PRESETS)}.")
   resolved = dict(PRESETS[name])

@@ -9,6 +9,7 @@ from factorvae_jax.objectives import betavae
 from factorvae_jax.objectives import dip_vae
 from factorvae_jax.objectives import factorvae
 from factorvae_jax.objectives import vae
+from factorvae_jax.utils import errors
 
 _REGISTRY = {
     factorvae.FACTOR_VAE.name: factorvae.FACTOR_VAE,
@@ -42,7 +43,7 @@ def get_objective(name: str) -> base.Objective:
   try:
     return _REGISTRY[name]
   except KeyError:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"config.model.name={name!r} is not a known model; choose one of "
         f"{sorted(_REGISTRY)}.") from None
 

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from factorvae_jax.evaluation.evaluate import library_versions as evaluation_versions
+from factorvae_jax.utils import errors
 from factorvae_jax.utils.files import write_atomically
 from factorvae_jax.visualisation import animation
 from factorvae_jax.reporting import explore
@@ -307,13 +308,20 @@ def build_report(workdir, step: Optional[int] = None, num_images: int = 8,
     The HTML document.
 
   Raises:
-    FileNotFoundError: if ``workdir`` does not exist.
+    FileNotFoundError: if ``workdir`` does not exist or holds none of a
+      training run's files.
   """
   workdir = os.path.abspath(os.fspath(workdir))
   if not os.path.isdir(workdir):
-    raise FileNotFoundError(
+    raise errors.NothingToDoError(
         f"{workdir} is not a directory; pass the --workdir of a training "
         "run (python -m experiments.run --workdir=...).")
+  if not any(os.path.exists(os.path.join(workdir, name))
+             for name in ("config.json", "metrics.jsonl", "checkpoints")):
+    raise errors.NothingToDoError(
+        f"{workdir} holds no training run (no config.json, metrics.jsonl or "
+        "checkpoints/); pass the --workdir of a training run (python -m "
+        "experiments.run --workdir=...).")
   config = run_files.read_json(os.path.join(workdir, "config.json"))
   data_source = run_files.read_json(os.path.join(workdir, "data_source.json"))
   results = run_files.read_json(os.path.join(workdir, "results.json"))

@@ -17,6 +17,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from factorvae_jax.utils import errors
+
 RUN_FILES = ("config.json", "data_source.json", "metrics.jsonl",
              "results.json")
 _IMAGE_NAME = re.compile(r"^(?P<kind>[a-z_]+)_(?P<step>\d+)\.png$")
@@ -35,8 +37,9 @@ def read_json(path) -> Optional[Any]:
     try:
       return json.load(f)
     except json.JSONDecodeError as e:
-      raise ValueError(f"{path} is not valid JSON ({e}); delete or rewrite "
-                       "it.") from e
+      raise errors.BadFileError(
+          f"{path} is not valid JSON ({e}); delete or rewrite "
+          "it.") from e
 
 
 def _as_float(value) -> float:
@@ -175,7 +178,7 @@ def find_runs(directory) -> list[str]:
   """
   directory = os.path.abspath(os.fspath(directory))
   if not os.path.isdir(directory):
-    raise FileNotFoundError(
+    raise errors.NothingToDoError(
         f"{directory} is not a directory; pass a sweep directory or a folder "
         "of training workdirs.")
   runs = []
@@ -211,7 +214,7 @@ def collect_runs(directory):
   from factorvae_jax.sweeps import aggregate  # pylint: disable=g-import-not-at-top
   workdirs = find_runs(directory)
   if not workdirs:
-    raise FileNotFoundError(
+    raise errors.NothingToDoError(
         f"{os.fspath(directory)} holds no training workdir (no config.json "
         "below it); point at a sweep directory or a folder of runs.")
   rows, missing, broken, history = [], [], [], {}
