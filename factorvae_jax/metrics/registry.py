@@ -23,6 +23,7 @@ from factorvae_jax.metrics import irs_metric
 from factorvae_jax.metrics import supervised
 from factorvae_jax.metrics import udr_metric
 from factorvae_jax.metrics import unsupervised
+from factorvae_jax.utils import errors
 
 #: DCI's classifier implementations: sklearn's gradient boosting compiled
 #: with numba (equal to sklearn bit for bit on codes without repeated
@@ -265,8 +266,9 @@ def preset(name: str) -> dict[str, dict[str, int]]:
     ValueError: naming the bad preset and the known ones.
   """
   if name not in SIZE_PRESET_NAMES:
-    raise ValueError(f"evaluation sizes {name!r} are unknown; choose one of "
-                     f"{list(SIZE_PRESET_NAMES)}.")
+    raise errors.InvalidValueError(
+        f"evaluation sizes {name!r} are unknown; choose one of "
+        f"{list(SIZE_PRESET_NAMES)}.")
   # The suite's metrics only: those comparing models read their sizes from
   # their entry (METRICS["udr"].sizes[name]).
   return {metric: dict(spec.sizes[name]) for metric, spec in METRICS.items()
@@ -299,14 +301,14 @@ def check_metric_names(names: Sequence[str] | str | None,
     names = [names]
   comparing = [m for m in names if m in METRICS and m not in known]
   if comparing:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"{what}: {comparing} compare several models (the seeds of one "
         f"hyperparameter setting) and cannot run on one representation; "
         f"score a sweep with python -m experiments.udr --sweep_dir=<dir>. "
         f"Per-representation metrics: {list(known)}.")
   unknown = [m for m in names if m not in METRICS]
   if unknown or not names:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"{what} must be a non-empty subset of {list(known)}, got "
         f"{list(names)}" + (f" ({unknown} unknown)." if unknown else "."))
   return tuple(m for m in known if m in names)
@@ -315,7 +317,7 @@ def check_metric_names(names: Sequence[str] | str | None,
 def check_dci_backend(backend: str) -> str:
   """Returns ``backend`` if it names a DCI backend, else raises ValueError."""
   if backend not in DCI_BACKENDS:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"dci_backend must be one of {list(DCI_BACKENDS)}, got {backend!r}; "
         f"'auto' picks 'jax' on an accelerator, 'numba' (or 'sklearn', the "
         f"reference, without numba) on a CPU.")
