@@ -64,6 +64,7 @@ from scipy import special
 from scipy import stats
 
 # sklearn's defaults and constants (gb_rules says where each comes from).
+from factorvae_jax.metrics import gb_rules
 from factorvae_jax.metrics.gb_rules import LEARNING_RATE, MAX_DEPTH, NUM_STAGES
 from factorvae_jax.metrics.gb_rules import EPSILON as _EPSILON
 from factorvae_jax.metrics.gb_rules import FEATURE_THRESHOLD as _FEATURE_THRESHOLD
@@ -695,13 +696,8 @@ def fit_gradient_boosting(codes_train, factors_train, codes_test,
   classes, targets, raw_init, leaf_scale = [], [], [], []
   first, width, binary = [], [], []
   for j in range(num_factors):
-    values, encoded = np.unique(factors_train[:, j], return_inverse=True)
+    values, encoded = gb_rules.encode_factor(factors_train, j)
     num_classes = len(values)
-    if num_classes < 2:
-      raise ValueError(
-          f"factor {j} takes the single value {values.tolist()} in the "
-          f"training points, so no classifier can be fitted for it; sample "
-          f"more points or drop the factor.")
     classes.append(values)
     first.append(len(targets))
     raw_init.extend(_initial_raw(encoded, num_classes))

@@ -20,3 +20,18 @@ EPSILON = float(np.finfo(np.float64).eps)
 RAND_R_MAX = 2**31 - 1
 #: sklearn.ensemble._gb._safe_divide's cut-off.
 MIN_DENOMINATOR = 1e-150
+
+
+def encode_factor(factors: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
+  """Factor ``j``'s sorted classes and each point's class index, as sklearn.
+
+  Raises:
+    ValueError: if the factor takes one value (sklearn cannot fit it).
+  """
+  values, encoded = np.unique(factors[:, j], return_inverse=True)
+  if len(values) < 2:
+    raise ValueError(
+        f"factor {j} takes the single value {values.tolist()} in the "
+        f"training points, so no classifier can be fitted for it; sample "
+        f"more points or drop the factor.")
+  return values, encoded

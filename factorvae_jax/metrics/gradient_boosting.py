@@ -79,6 +79,7 @@ import jax.numpy as jnp
 import numpy as np
 
 # sklearn's defaults and constants (gb_rules says where each comes from).
+from factorvae_jax.metrics import gb_rules
 from factorvae_jax.metrics.gb_rules import LEARNING_RATE, MAX_DEPTH, NUM_STAGES
 from factorvae_jax.metrics.gb_rules import EPSILON as _EPSILON
 from factorvae_jax.metrics.gb_rules import FEATURE_THRESHOLD as _FEATURE_THRESHOLD
@@ -103,13 +104,8 @@ def _encode_targets(factors: np.ndarray) -> _Targets:
   classes, column_factor, column_class, targets = [], [], [], []
   raw_init, leaf_scale, factor_binary = [], [], []
   for j in range(factors.shape[1]):
-    values, encoded = np.unique(factors[:, j], return_inverse=True)
+    values, encoded = gb_rules.encode_factor(factors, j)
     num_classes = len(values)
-    if num_classes < 2:
-      raise ValueError(
-          f"factor {j} takes the single value {values.tolist()} in the "
-          f"training points, so no classifier can be fitted for it; sample "
-          f"more points or drop the factor.")
     classes.append(values)
     prior = np.bincount(encoded, minlength=num_classes) / len(encoded)
     prior = np.clip(prior, eps, 1 - eps)
