@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The accelerator numbers the docs still lack, in one run of about 10 minutes
 # on one GPU (an H200 was the lent kind): packed sweep throughput for N up to
-# 64 (docs/performance.md, docs/sweeps.md), the train step, the evaluation
+# 64 (docs/performance.md, docs/sweeps.md), the train step with both
+# convolution forms (config.model.conv_impl 'fast' and 'standard': the
+# numbers that decide the accelerator default of 'auto'), the evaluation
 # encoder's images/s against its FLOP rate, and the metric suite with both
 # DCI backends (docs/metrics.md).
 #
@@ -25,15 +27,17 @@ run() {  # name, seconds, command...
   { nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv || true
     python -c "import jax; print(jax.__version__, jax.devices())"
     timeout "${limit}" "$@"; echo "exit status $?"; } > "${OUT}/${name}.txt" 2>&1
-  grep -E "sweep_throughput|metrics_suite|steps/s|^encode |exit status" \
+  grep -E "sweep_throughput|metrics_suite|steps/s|^train_step |^encode |exit status" \
       "${OUT}/${name}.txt" | tail -20
 }
 
 run sweep_throughput 300 python benchmarks/sweep_throughput.py \
     --models=1,4,16,64 --modes=vmap,map --steps=100 --rounds=2 \
     --steps_per_dispatch=50
-run train_step 120 python benchmarks/train_step.py \
+# One labelled line per form: "train_step steps_per_s=... conv_impl=fast ..."
+# and "... conv_impl=standard ...", timed round by round side by side.
+run train_step 180 python benchmarks/train_step.py \
     --config=experiments/configs/factorvae_dsprites.py --steps=200 --rounds=3 \
-    --steps_per_dispatch=50
+    --steps_per_dispatch=50 --conv_impl=fast,standard
 run encode 60 python benchmarks/encode.py --images=50000 --chunks=500,5000
-run metrics 240 python benchmarks/metrics.py --dci_backends=jax,sklearn
+run metrics 300 python benchmarks/metrics.py --dci_backends=jax,numba,sklearn

@@ -7,12 +7,19 @@ round by round so that they share the machine's load; prints the median.
 
   python benchmarks/train_step.py \
       --config=experiments/configs/factorvae_dsprites.py --steps=50 \
-      [--impls=fast/fast,conv_transpose/conv] [--steps_per_dispatch=10,50] \
-      [--rounds=5] [--torch=SCRIPT] [--data=bank|random|config]
+      [--impls=fast/fast,conv_transpose/conv | --conv_impl=fast,standard] \
+      [--steps_per_dispatch=10,50] [--rounds=5] [--torch=SCRIPT] \
+      [--data=bank|random|config]
+
+``--conv_impl`` times the networks ``config.model.conv_impl`` builds (the
+fast custom-VJP forms, Flax's nn.Conv / nn.ConvTranspose, or 'auto' for
+this platform's default) instead of the ``--impls`` pairs; one setting per
+value.
 
 Output, one line per setting (medians over rounds):
 
-  train_step steps_per_s=<float> batch=<int> upsample=<impl> downsample=<impl>
+  train_step steps_per_s=<float> batch=<int> [conv_impl=<value>]
+      upsample=<impl> downsample=<impl>
       steps_per_dispatch=<int> compile_s=<float> setup_s=<float>
       rounds=<int> runs=<list>
   torch_reference steps_per_s=<float> ... runs=<list>   (with --torch)
@@ -39,6 +46,7 @@ read from XLA_FLAGS as usual; this script sets none.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import functools
 import importlib.util
@@ -118,8 +126,16 @@ def _bank_images(arrays, key, n):
   return arrays["bank"][index].astype(jnp.float32)
 
 
-def build(config, upsample_impl: str, downsample_impl: str, data: str):
-  """(step_config, state, sample_fn, data_arrays) for one setting."""
+def build(config, upsample_impl: str | None, downsample_impl: str | None,
+          data: str, conv_impl: str | None = None):
+  """(step_config, state, sample_fn, data_arrays) for one setting.
+
+  ``conv_impl`` (if given) sets ``config.model.conv_impl``; implementations
+  left None come from it (make_networks).
+  """
+  if conv_impl is not None:
+    config = copy.deepcopy(config)
+    config.model.conv_impl = conv_impl
   if data == "config":
     dataset = data_lib.make_dataset(config.data)
     shape = tuple(dataset.observation_shape)
@@ -144,13 +160,17 @@ def build(config, upsample_impl: str, downsample_impl: str, data: str):
 class Setting:
   """One (impls, steps per dispatch) setting: compiled step and its state."""
 
-  def __init__(self, config, upsample, downsample, steps_per_dispatch, data):
-    self.name = (f"upsample={upsample} downsample={downsample} "
-                 f"steps_per_dispatch={steps_per_dispatch}")
+  def __init__(self, config, upsample, downsample, steps_per_dispatch, data,
+               conv_impl=None):
     self.spd = steps_per_dispatch
     t = time.perf_counter()
     step_config, self.state, sample_fn, self.arrays = build(
-        config, upsample, downsample, data)
+        config, upsample, downsample, data, conv_impl)
+    nets = step_config.networks
+    self.name = (("" if conv_impl is None else f"conv_impl={conv_impl} ") +
+                 f"upsample={nets.decoder.upsample_impl} "
+                 f"downsample={nets.encoder.downsample_impl} "
+                 f"steps_per_dispatch={steps_per_dispatch}")
     jax.block_until_ready(self.state)
     self.setup_s = time.perf_counter() - t
     self.fn = jax.jit(functools.partial(
@@ -206,6 +226,10 @@ def main(argv=None):
                  help="comma-separated upsample/downsample impl pairs, e.g. "
                       "fast/fast,conv_transpose/conv (the plain form); see "
                       "factorvae_jax/models/layers.py")
+  p.add_argument("--conv_impl", default=None,
+                 help="comma-separated config.model.conv_impl values to time "
+                      "instead of --impls, e.g. fast,standard (one of %s "
+                      "each)" % (layers.CONV_IMPLS,))
   p.add_argument("--steps_per_dispatch", default="10",
                  help="comma-separated steps per dispatch (lax.scan length)")
   p.add_argument("--data", choices=("bank", "random", "config"),
@@ -228,11 +252,19 @@ def main(argv=None):
   batch = int(config.batch_size)
   settings = []
   first_step_done = None
-  for pair in a.impls.split(","):
-    up, _, down = pair.partition("/")
+  if a.conv_impl:
+    forms = []
+    for value in a.conv_impl.split(","):
+      if value not in layers.CONV_IMPLS:
+        p.error(f"--conv_impl={value}: choose from {layers.CONV_IMPLS}")
+      forms.append((None, None, value))
+  else:
+    forms = [(up, down or layers.DEFAULT_DOWNSAMPLE_IMPL, None)
+             for up, _, down in (pair.partition("/")
+                                 for pair in a.impls.split(","))]
+  for up, down, conv_impl in forms:
     for spd in (int(s) for s in a.steps_per_dispatch.split(",")):
-      s = Setting(config, up, down or layers.DEFAULT_DOWNSAMPLE_IMPL, spd,
-                  a.data)
+      s = Setting(config, up, down, spd, a.data, conv_impl)
       if first_step_done is None:
         first_step_done = s.first_step_done
       settings.append(s)

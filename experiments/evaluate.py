@@ -19,7 +19,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir.")
 _WORKDIRS = flags.DEFINE_list(
     "workdirs", None, "Several training workdirs (one dataset and encoder "
     "architecture; any models and seeds), evaluated together.")
-_SIZES = flags.DEFINE_enum("sizes", "default", sorted(evaluate.SIZE_PRESETS),
+_SIZES = flags.DEFINE_enum("sizes", "default",
+                           sorted(metrics_registry.SIZE_PRESET_NAMES),
                            "Metric sample sizes: 'default' = "
                            "disentanglement_lib's study sizes.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default newest).")

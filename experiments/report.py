@@ -15,10 +15,12 @@ from factorvae_jax.monitoring.log_filters import quiet_library_logs
 from factorvae_jax.reporting import explore
 from factorvae_jax.reporting import report
 from factorvae_jax.utils import cli
+from factorvae_jax.utils import run_dir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir.")
 _OUTPUT = flags.DEFINE_string(
-    "output", None, "HTML file to write (default <workdir>/report.html).")
+    "output", None,
+    f"HTML file to write (default <workdir>/{run_dir.REPORT}).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default newest).")
 _NUM_IMAGES = flags.DEFINE_integer(
     "num_images", 8, "Dataset images shown in the reconstructions.")

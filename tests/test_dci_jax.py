@@ -15,7 +15,6 @@ import pytest
 from sklearn.ensemble import GradientBoostingClassifier
 
 from factorvae_jax import metrics
-from factorvae_jax.evaluation import evaluate
 from factorvae_jax.metrics import gradient_boosting
 from tests import test_metrics
 
@@ -134,11 +133,9 @@ def test_registry_entries_are_complete_and_presets_derive_from_them():
         assert metrics.SIZE_PRESETS[preset][name] == spec.sizes[preset]
   assert metrics.DEFAULT_SIZES == metrics.preset("default")
   assert metrics.CHEAP_SIZES == metrics.preset("cheap")
-  # The evaluation layer re-exports the presets rather than keeping a copy.
-  assert evaluate.SIZE_PRESETS is metrics.SIZE_PRESETS
-  assert evaluate.resolve_sizes("tiny") == metrics.TINY_SIZES
+  assert metrics.preset("tiny") == metrics.TINY_SIZES
   with pytest.raises(ValueError, match="unknown; choose one of"):
-    evaluate.resolve_sizes("huge")
+    metrics.preset("huge")
 
 
 def test_check_metric_names_orders_and_names_bad_values():

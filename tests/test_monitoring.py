@@ -17,6 +17,7 @@ from factorvae_jax.monitoring import DiscriminatorWatch
 from factorvae_jax.monitoring import MetricWriter
 from factorvae_jax.monitoring import ProgressBar
 from factorvae_jax.monitoring import writers
+from factorvae_jax.utils import run_dir
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -187,14 +188,15 @@ class TestMetricWriter:
       writer.write_scalars(2, {"a": 2.0})
     assert [r["step"] for r in read_jsonl(path)] == [1, 2]
 
-  def test_without_tensorboard_and_custom_name(self, tmp_path):
-    with MetricWriter(tmp_path, tensorboard=False, jsonl_name="m.jsonl") as w:
+  def test_without_tensorboard(self, tmp_path):
+    with MetricWriter(tmp_path, tensorboard=False) as w:
       w.write_scalars(1, {"a": 1.0})
       w.write_images(1, {"img": np.zeros((2, 2, 3), np.uint8)})
       w.write_text(1, "t", "x")
       w.flush()
       assert w.tensorboard_dir is None
-    assert sorted(os.listdir(tmp_path)) == ["m.jsonl"]
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(
+        run_dir.metrics_path(tmp_path))]
 
   def test_errors(self, tmp_path):
     writer = MetricWriter(tmp_path, tensorboard=False)

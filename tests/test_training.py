@@ -25,6 +25,7 @@ from factorvae_jax.training import loop
 from factorvae_jax import builder
 from factorvae_jax.builder import Checkpointer
 from factorvae_jax.builder import run_config
+from factorvae_jax.utils import run_dir
 
 # Every test here trains with the real loop (slow tier).
 pytestmark = pytest.mark.slow
@@ -79,9 +80,7 @@ class TrainAndEvaluateTest(absltest.TestCase):
                           num_steps=20, checkpoint_every_steps=5)
     state = loop.train_and_evaluate(config, workdir)
     self.assertEqual(int(state.step), 20)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), 2)
-    self.assertEqual(ckpt.all_steps(), [15, 20])  # keep_checkpoints=2
-    ckpt.close()
+    self.assertEqual(run_dir.checkpoint_steps(workdir), [15, 20])  # keep 2
     with open(os.path.join(workdir, "data_source.json")) as f:
       self.assertIn("procedural", json.load(f)["source"])
     with open(os.path.join(workdir, "results.json")) as f:
@@ -143,8 +142,7 @@ def _loss_nan_from_step(outputs, hparams, step, axis_name):
 
 _NAN_OBJECTIVE = base.Objective("test_nan_from_step_12", (),
                                 _loss_nan_from_step)
-if _NAN_OBJECTIVE.name not in objectives.list_objectives():
-  objectives.register(_NAN_OBJECTIVE)
+objectives.OBJECTIVES.setdefault(_NAN_OBJECTIVE.name, _NAN_OBJECTIVE)
 
 
 class NonFiniteLossTest(absltest.TestCase):

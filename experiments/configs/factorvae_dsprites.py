@@ -8,8 +8,8 @@ Run (from the repository root):
   # overrides: --config.model.gamma=40 --config.data.source=npz \
   #            --config.data.path=/data/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz
 
-Cost: full = 300k steps at batch 64 (hours on one GPU; see
-docs/performance.md for measured steps/s on CPU); :quick = 3k steps of the full
+Cost: full = 300k steps at batch 64 (about 12 hours on 2 CPU cores; not yet
+timed on a GPU: docs/performance.md); :quick = 3k steps of the full
 model (minutes on a CPU); :test = 40 steps of a tiny model (seconds).
 Data: the embedded procedural dSprites renderer unless data.source says
 otherwise (the source is logged and written to the workdir).

@@ -36,9 +36,6 @@ class Checkpointer:
     """The newest complete checkpoint's step, or None if there is none."""
     return self._manager.latest_step()
 
-  def all_steps(self) -> list[int]:
-    return list(self._manager.all_steps())
-
   def save(self, state: TrainState) -> None:
     """Saves ``state`` (asynchronously) under its step; a no-op if present."""
     step = int(jax.device_get(state.step))

@@ -29,9 +29,13 @@ def build_step_config(config: ml_collections.ConfigDict, observation_shape,
     The static ``StepConfig`` of the train step.
 
   Raises:
-    ValueError: if ``config.model.name`` or its architecture is unknown.
+    ValueError: if ``config.model.name``, its architecture or its
+      ``conv_impl`` is unknown.
   """
   objective = objectives.get_objective(config.model.name)
+  # make_networks resolves config.model.conv_impl ('auto': the fast layer
+  # forms on CPU, Flax's nn.Conv / nn.ConvTranspose on GPU/TPU) here, at
+  # build time, from jax.default_backend().
   networks = make_networks(config.model, tuple(observation_shape))
   auxiliary = (objective.make_auxiliary(config)
                if objective.make_auxiliary is not None else None)

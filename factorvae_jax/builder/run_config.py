@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
+from typing import Any, Mapping
 
 import jax
 import ml_collections
 
 from factorvae_jax.utils import errors
-from factorvae_jax.utils.files import write_json_atomically
+from factorvae_jax.utils import run_dir
 
 # Settings that may change between a run and its resumption: they affect how
 # long training lasts and what is logged, not the parameters at a given step.
@@ -23,6 +23,9 @@ RESUMABLE_CHANGES = frozenset({
     "disc_watch_warmup_steps", "disc_watch_window_steps", "data.path",
     "data.tfds_data_dir", "data.scream_path", "data.on_device",
     "dci_backend",
+    # Same parameters, same function (models/layers.py); also lets workdirs
+    # written before the field existed resume under its default 'auto'.
+    "model.conv_impl",
 })
 
 _INTERVALS = ("log_every_steps", "image_every_steps", "checkpoint_every_steps",
@@ -68,14 +71,26 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   if config.checkpoint_every_steps == 0 or config.log_every_steps == 0:
     raise errors.InvalidValueError("config.checkpoint_every_steps and "
                                    "config.log_every_steps must be positive.")
+  # Metric names against the metric table now, not after training; None is
+  # every metric that applies to the dataset (resolved when the evaluation
+  # runs).
+  from factorvae_jax import metrics  # pylint: disable=g-import-not-at-top
+  for name in ("final_eval_metrics", "periodic_eval_metrics"):
+    if config.get(name) is not None:
+      metrics.check_metric_names(config[name], f"config.{name}")
+  # Raises InvalidValueError naming the allowed values and the fix.
+  from factorvae_jax.models import layers  # pylint: disable=g-import-not-at-top
+  layers.resolve_conv_impl(config.model.get("conv_impl", "auto"))
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """A nested config dict as ``{dotted key: leaf}`` (tuples as lists, as
+  they read back from JSON)."""
   out = {}
   for k, v in d.items():
     key = f"{prefix}{k}"
-    if isinstance(v, dict):
-      out.update(_flatten(v, key + "."))
+    if isinstance(v, Mapping):
+      out.update(flatten(v, key + "."))
     else:
       out[key] = list(v) if isinstance(v, tuple) else v
   return out
@@ -117,12 +132,11 @@ def check_resume_compatible(config: ml_collections.ConfigDict,
   Raises:
     ValueError: listing the differing keys and the fix.
   """
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  saved = run_dir.read_config(workdir)
+  if saved is None:
     return
-  with open(path) as f:
-    saved = _flatten(json.load(f))
-  current = _flatten(config_to_dict(config))
+  saved = flatten(saved)
+  current = flatten(config_to_dict(config))
   # A setting added after the checkpoint was written is compatible while it
   # is unset (its empty value keeps the old behaviour).
   diffs = sorted(
@@ -141,9 +155,9 @@ def check_resume_compatible(config: ml_collections.ConfigDict,
 
 def write_run_files(config: ml_collections.ConfigDict, dataset,
                     workdir: str) -> None:
-  """Writes ``config.json`` and ``data_source.json`` into ``workdir``."""
-  write_json_atomically(os.path.join(workdir, "config.json"), config_to_dict(config))
-  write_json_atomically(os.path.join(workdir, "data_source.json"), {
+  """Writes the run's config and data source (``utils.run_dir``)."""
+  run_dir.write_config(workdir, config_to_dict(config))
+  run_dir.write_data_source(workdir, {
       **dataset.describe(),
       "jax_version": jax.__version__,
       "python": sys.version.split()[0],
@@ -153,18 +167,17 @@ def write_run_files(config: ml_collections.ConfigDict, dataset,
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a workdir was trained with (from its ``config.json``).
+  """The config a workdir was trained with (its run's saved config).
 
   Raises:
-    FileNotFoundError: naming the workdir, if it has no config.json.
+    NothingToDoError: naming the workdir, if it holds no run.
   """
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  raw = run_dir.read_config(workdir)
+  if raw is None:
     raise errors.NothingToDoError(
-        f"{path} does not exist: {workdir} is not a training workdir "
-        f"(train with python -m experiments.run --workdir={workdir} first).")
-  with open(path) as f:
-    raw = json.load(f)
+        f"{run_dir.config_path(workdir)} does not exist: {workdir} is not a "
+        f"training workdir (train with python -m experiments.run "
+        f"--workdir={workdir} first).")
 
   def to_config(d):
     return ml_collections.ConfigDict(

@@ -23,6 +23,7 @@ from factorvae_jax.builder.checkpointing import Checkpointer
 from factorvae_jax.models import Networks, make_networks
 from factorvae_jax.objectives.gaussian import kl_to_standard_normal
 from factorvae_jax.utils import errors
+from factorvae_jax.utils import run_dir
 
 # Most observations per encoder call.
 _CHUNK = 500
@@ -154,7 +155,7 @@ def restore_vae_params(workdir: str, config, networks: Networks,
   Raises:
     FileNotFoundError: naming the workdir and the command that trains it.
   """
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
+  checkpointer = Checkpointer(run_dir.checkpoint_dir(workdir),
                               config.keep_checkpoints)
   try:
     step = checkpointer.latest_step() if step is None else int(step)

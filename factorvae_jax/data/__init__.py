@@ -1,12 +1,15 @@
 """Ground-truth datasets: disentanglement_lib's datasets and their sources.
 
 ``make_dataset(config.data)`` is the one entry point training and the metrics
-use; the classes are exported for direct use in tests and notebooks.
+use; it builds an entry of ``DATASETS`` (one ``DatasetSpec`` per dataset: its
+sources and its builder; ``get_dataset_spec`` looks one up). The classes are
+exported for direct use in tests and notebooks.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Callable
 
 from factorvae_jax.data.cars3d import Cars3D
 from factorvae_jax.data.dsprites import DSprites
@@ -24,40 +27,109 @@ from factorvae_jax.data.shapes3d import Shapes3D
 from factorvae_jax.data.smallnorb import SmallNORB
 from factorvae_jax.utils import errors
 
-_DSPRITES_SOURCES = ("procedural", ("procedural", "npz", "tfds"))
-# name -> (default source, allowed sources).
-SOURCES = {
-    "dsprites": _DSPRITES_SOURCES,
-    "dsprites_noshape": _DSPRITES_SOURCES,
-    "color_dsprites": _DSPRITES_SOURCES,
-    "noisy_dsprites": _DSPRITES_SOURCES,
-    "scream_dsprites": _DSPRITES_SOURCES,
-    "shapes3d": ("h5", ("h5", "tfds")),
-    "smallnorb": ("mat", ("mat", "tfds")),
-    "cars3d": ("mat", ("mat",)),
-    "mpi3d_toy": ("npz", ("npz",)),
-    "mpi3d_realistic": ("npz", ("npz",)),
-    "mpi3d_real": ("npz", ("npz",)),
-}
-
 __all__ = [
-    "Cars3D", "DSprites", "DSpritesNoShape", "DSpritesVariant",
-    "GroundTruthData", "ImageGridData", "MPI3D", "ProceduralDSprites",
-    "SOURCES", "Shapes3D", "SmallNORB", "load_scream", "make_dataset",
-    "render", "render_from_classes",
+    "Cars3D", "DATASETS", "DSprites", "DSpritesNoShape", "DSpritesVariant",
+    "DatasetSpec", "GroundTruthData", "ImageGridData", "MPI3D",
+    "ProceduralDSprites", "Shapes3D", "SmallNORB", "get_dataset_spec",
+    "load_scream", "make_dataset", "render", "render_from_classes",
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """One dataset ``make_dataset`` can build.
+
+  Attributes:
+    sources: where its data can come from (``config.data.source``); the
+      first is the default.
+    build: ``(source, data_config) -> GroundTruthData``, for a ``source`` of
+      ``sources``; it reads the ``config.data`` fields it needs (``path``,
+      ``tfds_data_dir``, ...).
+  """
+  sources: tuple[str, ...]
+  build: Callable[[str, Any], GroundTruthData]
 
 
 def _field(data_config: Any, name: str) -> str:
   return str(getattr(data_config, name, "") or "")
 
 
-def _dsprites(source: str, path: str, tfds_data_dir: str) -> GroundTruthData:
+def _dsprites(source: str, data_config: Any) -> GroundTruthData:
   if source == "procedural":
     return ProceduralDSprites()
   if source == "npz":
-    return DSprites.from_npz(path)
-  return DSprites.from_tfds(tfds_data_dir)
+    return DSprites.from_npz(_field(data_config, "path"))
+  return DSprites.from_tfds(_field(data_config, "tfds_data_dir"))
+
+
+def _dsprites_variant(variant: str):
+  def build(source: str, data_config: Any) -> GroundTruthData:
+    return DSpritesVariant(_dsprites(source, data_config), variant)
+  return build
+
+
+def _scream_dsprites(source: str, data_config: Any) -> GroundTruthData:
+  # Check the painting before loading a large dSprites file.
+  scream_path = scream_path_or_error(_field(data_config, "scream_path"))
+  scream, details = load_scream(scream_path)
+  return DSpritesVariant(_dsprites(source, data_config), "scream", scream,
+                         details)
+
+
+def _file_or_tfds(from_file, from_tfds):
+  """A builder reading ``path`` for the first source, tfds for 'tfds'."""
+  def build(source: str, data_config: Any) -> GroundTruthData:
+    if source == "tfds":
+      return from_tfds(_field(data_config, "tfds_data_dir"))
+    return from_file(_field(data_config, "path"))
+  return build
+
+
+def _mpi3d(name: str):
+  def build(source: str, data_config: Any) -> GroundTruthData:
+    del source  # 'npz' only.
+    return MPI3D.from_npz(_field(data_config, "path"), name)
+  return build
+
+
+_DSPRITES_SOURCES = ("procedural", "npz", "tfds")
+
+#: Every dataset, keyed by ``config.data.name``.
+DATASETS: dict[str, DatasetSpec] = {
+    "dsprites": DatasetSpec(_DSPRITES_SOURCES, _dsprites),
+    "dsprites_noshape": DatasetSpec(
+        _DSPRITES_SOURCES,
+        lambda source, c: DSpritesNoShape(_dsprites(source, c))),
+    "color_dsprites": DatasetSpec(_DSPRITES_SOURCES,
+                                  _dsprites_variant("color")),
+    "noisy_dsprites": DatasetSpec(_DSPRITES_SOURCES,
+                                  _dsprites_variant("noisy")),
+    "scream_dsprites": DatasetSpec(_DSPRITES_SOURCES, _scream_dsprites),
+    "shapes3d": DatasetSpec(("h5", "tfds"), _file_or_tfds(
+        Shapes3D.from_h5, Shapes3D.from_tfds)),
+    "smallnorb": DatasetSpec(("mat", "tfds"), _file_or_tfds(
+        SmallNORB.from_mat, SmallNORB.from_tfds)),
+    "cars3d": DatasetSpec(
+        ("mat",), lambda source, c: Cars3D.from_mat(_field(c, "path"))),
+    "mpi3d_toy": DatasetSpec(("npz",), _mpi3d("mpi3d_toy")),
+    "mpi3d_realistic": DatasetSpec(("npz",), _mpi3d("mpi3d_realistic")),
+    "mpi3d_real": DatasetSpec(("npz",), _mpi3d("mpi3d_real")),
+}
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+  """Returns the entry of ``DATASETS`` called ``name`` (case-insensitive).
+
+  Raises:
+    InvalidValueError: naming the bad value, the known ones and the fix.
+  """
+  try:
+    return DATASETS[name.lower()]
+  except KeyError:
+    raise errors.InvalidValueError(
+        f"data.name={name!r} is not a known dataset; use one of "
+        f"{sorted(DATASETS)} (a new dataset needs its DatasetSpec in "
+        f"DATASETS, factorvae_jax/data/__init__.py).") from None
 
 
 def make_dataset(data_config: Any) -> GroundTruthData:
@@ -65,8 +137,8 @@ def make_dataset(data_config: Any) -> GroundTruthData:
 
   Args:
     data_config: a ConfigDict (or any object with attributes) with ``name``
-      (a key of ``SOURCES``) and optionally ``source`` (default: the first of
-      ``SOURCES[name]``; the dSprites family: 'procedural' | 'npz' | 'tfds';
+      (a key of ``DATASETS``) and optionally ``source`` (default: the first
+      of ``DATASETS[name].sources``; the dSprites family: 'procedural' | 'npz' | 'tfds';
       shapes3d: 'h5' | 'tfds'; smallnorb: 'mat' | 'tfds'; cars3d: 'mat';
       mpi3d_*: 'npz'), ``path`` (the dataset's file, or a directory holding
       it; for smallnorb and cars3d the folder of .mat files),
@@ -81,40 +153,10 @@ def make_dataset(data_config: Any) -> GroundTruthData:
     FileNotFoundError: if a file or prepared tfds data is missing.
   """
   name = _field(data_config, "name").lower()
-  if name not in SOURCES:
-    raise errors.InvalidValueError(
-        f"data.name={name!r} is not a known dataset; use one of "
-        f"{sorted(SOURCES)}.")
-  default_source, allowed = SOURCES[name]
-  source = (_field(data_config, "source") or default_source).lower()
-  if source not in allowed:
+  spec = get_dataset_spec(name)
+  source = (_field(data_config, "source") or spec.sources[0]).lower()
+  if source not in spec.sources:
     raise errors.InvalidValueError(
         f"data.source={source!r} is not available for {name}; "
-        f"use one of {list(allowed)}.")
-  path = _field(data_config, "path")
-  tfds_data_dir = _field(data_config, "tfds_data_dir")
-
-  if name == "shapes3d":
-    if source == "h5":
-      return Shapes3D.from_h5(path)
-    return Shapes3D.from_tfds(tfds_data_dir)
-  if name == "smallnorb":
-    if source == "mat":
-      return SmallNORB.from_mat(path)
-    return SmallNORB.from_tfds(tfds_data_dir)
-  if name == "cars3d":
-    return Cars3D.from_mat(path)
-  if name.startswith("mpi3d"):
-    return MPI3D.from_npz(path, name)
-  if name == "scream_dsprites":
-    # Check the painting before loading a large dSprites file.
-    scream_path = scream_path_or_error(_field(data_config, "scream_path"))
-    scream, details = load_scream(scream_path)
-    return DSpritesVariant(_dsprites(source, path, tfds_data_dir), "scream",
-                           scream, details)
-  base = _dsprites(source, path, tfds_data_dir)
-  if name == "dsprites":
-    return base
-  if name == "dsprites_noshape":
-    return DSpritesNoShape(base)
-  return DSpritesVariant(base, name[:-len("_dsprites")])
+        f"use one of {list(spec.sources)}.")
+  return spec.build(source, data_config)

@@ -6,7 +6,6 @@ Representations are the mean of q(z|x) (disentanglement_lib's default).
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import time
 from typing import Callable, Optional, Sequence
 
@@ -22,30 +21,16 @@ from factorvae_jax.builder import run_config
 from factorvae_jax.builder.trained_model import encode_in_chunks, restore_vae_params
 from factorvae_jax.models import make_networks
 from factorvae_jax.utils import errors
-from factorvae_jax.utils.files import write_json_atomically
+from factorvae_jax.utils import run_dir
 
 
 class EvaluationInterrupted(KeyboardInterrupt):
   """A stop signal arrived during an evaluation; nothing was written."""
 
 
-# Sample-size presets live with the metric table (factorvae_jax.metrics.
-# registry); re-exported here for the evaluate CLI and older callers.
-TINY_SIZES = metrics.TINY_SIZES
-SIZE_PRESETS = metrics.SIZE_PRESETS
-
 _ENCODE_CHUNK = 500
 _VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint",
                        "numpy", "scikit-learn", "tensorflow-datasets")
-
-
-def resolve_sizes(name: str) -> dict:
-  """Maps a size preset name to the metric suite's ``sizes`` argument.
-
-  Raises:
-    ValueError: naming the bad value and the presets.
-  """
-  return metrics.preset(name)
 
 
 def make_representation_fn(encoder, encoder_params):
@@ -264,7 +249,7 @@ def _evaluate_one(config, data, representation_fn, step, sizes,
   counted = _CountingRepresentation(representation_fn)
   raw = metrics.evaluate_representation(
       data, counted, random_state=int(config.eval_seed),
-      sizes=resolve_sizes(sizes), metrics=metric_names,
+      sizes=metrics.preset(sizes), metrics=metric_names,
       on_progress=on_progress,
       # Configs written before the backend existed lack the field.
       dci_backend=config.get("dci_backend", "auto"))
@@ -303,10 +288,9 @@ class _CountingRepresentation:
     return self._fn(observations)
 
 
-def write_results(results: dict, workdir: str,
-                  filename: str = "results.json") -> str:
-  """Writes ``results`` atomically into ``workdir``; returns the path."""
-  return write_json_atomically(os.path.join(workdir, filename), results)
+def write_results(results: dict, workdir: str) -> str:
+  """Writes ``results`` atomically as the run's results; returns the path."""
+  return run_dir.write_results(workdir, results)
 
 
 def format_table(results: dict) -> str:

@@ -20,8 +20,9 @@ the way dlib does, to feed the array-level metrics yourself.
 ``CodeCache`` (``code_cache.py``) encodes each distinct observation of an
 indexed dataset once, for one model or several at a time.
 
-The suite's metrics, with their functions and preset sizes, are the entries
-of ``METRICS`` (``registry.py``); adding a metric is one entry there.
+The suite's metrics, with their functions, preset sizes and the datasets
+they apply to, are the entries of ``METRICS`` (``registry.py``; ``get_metric``,
+``metric_names``); adding a metric is one entry there.
 
 Definitions, defaults and every difference from dlib: ``docs/metrics.md``.
 This package imports neither the training code nor, until DCI runs with
@@ -51,10 +52,13 @@ from factorvae_jax.metrics.registry import check_dci_backend
 from factorvae_jax.metrics.registry import check_metric_names
 from factorvae_jax.metrics.registry import DCI_BACKENDS
 from factorvae_jax.metrics.registry import DEFAULT_SIZES
+from factorvae_jax.metrics.registry import get_metric
 from factorvae_jax.metrics.registry import METRICS
 from factorvae_jax.metrics.registry import MetricInputs
+from factorvae_jax.metrics.registry import metric_names
 from factorvae_jax.metrics.registry import MetricSpec
 from factorvae_jax.metrics.registry import preset
+from factorvae_jax.metrics.registry import SIZE_PRESET_NAMES
 from factorvae_jax.metrics.registry import SIZE_PRESETS
 from factorvae_jax.metrics.registry import TINY_SIZES
 from factorvae_jax.metrics.suite import evaluate_representation
@@ -89,6 +93,7 @@ __all__ = [
     "MetricInputs",
     "MetricSpec",
     "PREDICTORS",
+    "SIZE_PRESET_NAMES",
     "SIZE_PRESETS",
     "TINY_SIZES",
     "beta_vae_score",
@@ -104,12 +109,14 @@ __all__ = [
     "evaluate_representation",
     "factor_vae_score",
     "fairness",
+    "get_metric",
     "gaussian_total_correlation",
     "gaussian_wasserstein_correlation",
     "gaussian_wasserstein_correlation_norm",
     "histogram_discretize",
     "irs",
     "irs_from_codes",
+    "metric_names",
     "mig",
     "modularity_explicitness",
     "modularity_from_mutual_info",

@@ -5,8 +5,11 @@ the suite's shared pool of encoded samples or samples its own batches
 (``reads_pool``), and its sample sizes under every preset (``sizes``:
 ``"default"`` = disentanglement_lib's study settings, ``"cheap"`` for
 periodic evaluation while training, ``"tiny"`` for tests and smoke runs).
-Adding a metric is one entry in ``METRICS``; the suite, the size presets and
-the config checks read this table.
+Adding a metric is one entry in ``METRICS``; the suite, the size presets, the
+config checks and the default metric set of an evaluation (every entry that
+applies to the dataset, ``metric_names(data)``; training's final evaluation
+unless ``config.final_eval_metrics`` names some) read this table, and
+``get_metric`` looks an entry up.
 """
 
 from __future__ import annotations
@@ -74,14 +77,22 @@ class MetricSpec:
     minimums: settings whose smallest allowed value is above 1.
     compares_models: scores several models of one hyperparameter setting
       against each other (UDR) instead of one representation: the suite
-      does not run it (``ALL_METRICS`` leaves it out); ``experiments.udr``
+      does not run it (``metric_names`` leaves it out); ``experiments.udr``
       does, over a sweep.
+    min_factors: the fewest ground-truth factors a dataset needs for the
+      metric to apply (``metric_names(data)``, the default metric set of an
+      evaluation, leaves it out on datasets with fewer).
+    in_smoke_runs: whether the ``:test`` configs' final evaluation runs it
+      (False for the metrics that fit classifiers per factor and training
+      size: there, seconds matter more than coverage).
   """
   run: Callable[[MetricInputs], dict]
   reads_pool: bool
   sizes: Mapping[str, Mapping[str, Any]]
   minimums: Mapping[str, int] = dataclasses.field(default_factory=dict)
   compares_models: bool = False
+  min_factors: int = 1
+  in_smoke_runs: bool = True
 
 
 def _prefixed(name: str, scores: Mapping[str, Any]) -> dict:
@@ -204,7 +215,8 @@ METRICS: dict[str, MetricSpec] = {
                            "num_eval": 5000},
                "cheap": {"batch_size": 64, "num_train": 1000,
                          "num_eval": 500},
-               "tiny": {"batch_size": 8, "num_train": 40, "num_eval": 20}}),
+               "tiny": {"batch_size": 8, "num_train": 40, "num_eval": 20}},
+        min_factors=2),
     "factor_vae": MetricSpec(
         _run_factor_vae, reads_pool=False,
         sizes={"default": {"batch_size": 64, "num_train": 10000,
@@ -213,7 +225,8 @@ METRICS: dict[str, MetricSpec] = {
                          "num_eval": 500, "num_variance_estimate": 2000},
                "tiny": {"batch_size": 8, "num_train": 40, "num_eval": 20,
                         "num_variance_estimate": 200}},
-        minimums={"batch_size": 2, "num_variance_estimate": 2}),
+        minimums={"batch_size": 2, "num_variance_estimate": 2},
+        min_factors=2),
     # Suter et al. 2019; dlib's sample config: the pool's 10000 points.
     "irs": MetricSpec(
         _run_irs, reads_pool=True,
@@ -228,21 +241,25 @@ METRICS: dict[str, MetricSpec] = {
         sizes={"default": {"num_train": (10, 100, 1000, 10000),
                            "num_test": 5000},
                "cheap": {"num_train": (10, 100, 1000), "num_test": 1000},
-               "tiny": {"num_train": (10, 50), "num_test": 50}}),
+               "tiny": {"num_train": (10, 50), "num_test": 50}},
+        in_smoke_runs=False),
     "downstream_task_boosted_trees": MetricSpec(
         _downstream_runner("downstream_task_boosted_trees",
                            "gradient_boosting"), reads_pool=False,
         sizes={"default": {"num_train": (10, 100, 1000, 10000),
                            "num_test": 5000},
                "cheap": {"num_train": (10, 100, 1000), "num_test": 1000},
-               "tiny": {"num_train": (10, 50), "num_test": 50}}),
+               "tiny": {"num_train": (10, 50), "num_test": 50}},
+        in_smoke_runs=False),
     # Locatello et al. 2019b (fairness study config: boosted trees).
     "fairness": MetricSpec(
         _run_fairness, reads_pool=False,
         sizes={"default": {"num_train": 10000,
                            "num_test_points_per_class": 100},
                "cheap": {"num_train": 1000, "num_test_points_per_class": 20},
-               "tiny": {"num_train": 50, "num_test_points_per_class": 2}}),
+               "tiny": {"num_train": 50, "num_test_points_per_class": 2}},
+        # Each factor is the target for every other one as the sensitive one.
+        min_factors=2, in_smoke_runs=False),
     # Duan et al. 2020 (dlib's udr.gin): many models at once, so not run by
     # the suite; experiments.udr scores a sweep's seeds with it.
     "udr": MetricSpec(
@@ -253,10 +270,42 @@ METRICS: dict[str, MetricSpec] = {
         compares_models=True),
 }
 
-#: The metrics of one representation, which the suite runs (every entry but
-#: those that compare models).
-ALL_METRICS = tuple(name for name, spec in METRICS.items()
-                    if not spec.compares_models)
+def metric_names(data: Any = None) -> tuple[str, ...]:
+  """The metrics of one representation (the suite's), in the table's order.
+
+  Read from ``METRICS`` at each call, so an added entry counts.
+
+  Args:
+    data: a GroundTruthData-like dataset: only the metrics that apply to it
+      (enough factors, ``MetricSpec.min_factors``). ``None``: all of them.
+
+  Returns:
+    Every entry's name but those that compare models (UDR), and with
+    ``data`` those that do not apply to it.
+  """
+  num_factors = None if data is None else int(data.num_factors)
+  return tuple(name for name, spec in METRICS.items()
+               if not spec.compares_models and
+               (num_factors is None or num_factors >= spec.min_factors))
+
+
+#: ``metric_names()`` as the table stood at import.
+ALL_METRICS = metric_names()
+
+
+def get_metric(name: str) -> MetricSpec:
+  """The entry of ``METRICS`` called ``name``.
+
+  Raises:
+    InvalidValueError: naming the bad value, the known metrics and the fix.
+  """
+  try:
+    return METRICS[name]
+  except KeyError:
+    raise errors.InvalidValueError(
+        f"metric {name!r} is unknown; choose one of {list(METRICS)}, or add "
+        f"its MetricSpec to METRICS in factorvae_jax/metrics/registry.py."
+    ) from None
 
 
 def preset(name: str) -> dict[str, dict[str, int]]:
@@ -271,8 +320,8 @@ def preset(name: str) -> dict[str, dict[str, int]]:
         f"{list(SIZE_PRESET_NAMES)}.")
   # The suite's metrics only: those comparing models read their sizes from
   # their entry (METRICS["udr"].sizes[name]).
-  return {metric: dict(spec.sizes[name]) for metric, spec in METRICS.items()
-          if not spec.compares_models}
+  return {metric: dict(METRICS[metric].sizes[name])
+          for metric in metric_names()}
 
 
 DEFAULT_SIZES = preset("default")
@@ -282,23 +331,30 @@ SIZE_PRESETS = {name: preset(name) for name in SIZE_PRESET_NAMES}
 
 
 def check_metric_names(names: Sequence[str] | str | None,
-                       what: str = "metrics") -> tuple[str, ...]:
+                       what: str = "metrics",
+                       data: Any = None) -> tuple[str, ...]:
   """Checks metric names against ``METRICS``; returns them in suite order.
 
   Args:
-    names: metric names; ``None`` means all of them.
+    names: metric names (an entry may hold several, comma-separated, as
+      ``--config.final_eval_metrics=mig,dci`` gives them); ``None`` means
+      every metric that applies to ``data`` (``metric_names(data)``).
     what: how the caller's setting is called, for the error message (e.g.
       ``"config.final_eval_metrics"``).
+    data: the dataset the metrics will run on, if known: then a named
+      metric that does not apply to it is refused too.
 
   Raises:
-    ValueError: on an unknown name or an empty selection.
+    ValueError: on an unknown name, an empty selection or, with ``data``, a
+      metric that does not apply to it.
   """
-  # Read now, so that added entries count.
-  known = tuple(m for m, spec in METRICS.items() if not spec.compares_models)
+  known = metric_names()
   if names is None:
-    return known
+    return metric_names(data)
   if isinstance(names, str):
     names = [names]
+  names = [part.strip() for entry in names for part in str(entry).split(",")
+           if part.strip()]
   comparing = [m for m in names if m in METRICS and m not in known]
   if comparing:
     raise errors.InvalidValueError(
@@ -310,8 +366,22 @@ def check_metric_names(names: Sequence[str] | str | None,
   if unknown or not names:
     raise errors.InvalidValueError(
         f"{what} must be a non-empty subset of {list(known)}, got "
-        f"{list(names)}" + (f" ({unknown} unknown)." if unknown else "."))
-  return tuple(m for m in known if m in names)
+        f"{list(names)}" + (f" ({unknown} unknown)" if unknown else "") +
+        "; fix the names (on the command line, comma-separated: "
+        "--config.final_eval_metrics=mig,dci), or give a new metric its "
+        "MetricSpec in METRICS (factorvae_jax/metrics/registry.py).")
+  selected = tuple(m for m in known if m in names)
+  if data is not None:
+    applicable = metric_names(data)
+    misfits = [m for m in selected if m not in applicable]
+    if misfits:
+      raise errors.InvalidValueError(
+          f"{what}: {misfits} need at least "
+          f"{[METRICS[m].min_factors for m in misfits]} factors, but the "
+          f"dataset has {data.num_factors}; drop them, or leave the setting "
+          f"unset (None) to run every metric that applies: "
+          f"{list(applicable)}.")
+  return selected
 
 
 def check_dci_backend(backend: str) -> str:

@@ -32,17 +32,6 @@ from factorvae_jax.metrics import registry
 from factorvae_jax.metrics import sampling
 from factorvae_jax.metrics import supervised
 
-#: Every metric the suite knows, in the order it runs them (the keys of
-#: ``registry.METRICS``, where each metric's function and sizes live).
-ALL_METRICS = registry.ALL_METRICS
-#: disentanglement_lib's study settings (unsupervised_study_v1 metric configs).
-#: The pool metrics' dlib ``batch_size`` (16) only cuts the random stream; it
-#: is ``evaluate_representation``'s ``sample_batch_size``.
-DEFAULT_SIZES = registry.DEFAULT_SIZES
-#: Smaller sizes for periodic evaluation during training (see
-#: ``registry.METRICS``): compare their scores only with each other.
-CHEAP_SIZES = registry.CHEAP_SIZES
-
 ProgressFn = Callable[[str, float], None]
 
 
@@ -64,7 +53,7 @@ def resolve_sizes(sizes: Mapping[str, Mapping[str, int]] | None
   for metric, settings in (sizes or {}).items():
     if metric not in resolved:
       raise ValueError(
-          f"sizes has unknown metric {metric!r}; allowed: {list(ALL_METRICS)}.")
+          f"sizes has unknown metric {metric!r}; allowed: {list(resolved)}.")
     for key, value in settings.items():
       if key not in resolved[metric]:
         raise ValueError(
@@ -132,7 +121,8 @@ def evaluate_representation(
     on_progress: called as ``on_progress(stage, seconds)`` after each stage:
       ``"sample_pool"`` (drawing and encoding the shared pool), then each
       metric's name; ``seconds`` is that stage's wall time.
-    metrics: which of ``ALL_METRICS`` to run (default all).
+    metrics: which of ``registry.metric_names()`` to run (default: every
+      one that applies to ``data``, ``registry.metric_names(data)``).
     num_bins: histogram bins for MIG, modularity and the unsupervised mutual
       information (dlib: 20).
     prune_threshold: FactorVAE's minimum global code std (dlib study: 0.05).
@@ -179,7 +169,7 @@ def evaluate_representation(
     and
     ``settings/<metric>/<size>`` for each metric run.
   """
-  selected = registry.check_metric_names(metrics)
+  selected = registry.check_metric_names(metrics, data=data)
   resolved = resolve_sizes(sizes)
   seed = _resolve_seed(random_state)
   num_bins = information.check_num_bins(num_bins)

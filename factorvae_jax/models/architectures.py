@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
+
 from factorvae_jax.models.discriminator import Discriminator
-from factorvae_jax.models.layers import (DEFAULT_DOWNSAMPLE_IMPL,
-                                         DEFAULT_UPSAMPLE_IMPL)
+from factorvae_jax.models.layers import (DEFAULT_CONV_IMPL,
+                                         DEFAULT_DOWNSAMPLE_IMPL,
+                                         DEFAULT_UPSAMPLE_IMPL, STANDARD_IMPL,
+                                         resolve_conv_impl)
 from factorvae_jax.models.vae_nets import Decoder, Encoder
 from factorvae_jax.utils import errors
 
@@ -52,24 +56,42 @@ def resolve_architecture(model_config) -> dict:
 
 
 def make_networks(model_config, observation_shape,
-                  upsample_impl: str = DEFAULT_UPSAMPLE_IMPL,
-                  downsample_impl: str = DEFAULT_DOWNSAMPLE_IMPL) -> Networks:
+                  upsample_impl: Optional[str] = None,
+                  downsample_impl: Optional[str] = None) -> Networks:
   """Builds the encoder and the decoder.
 
   Args:
-    model_config: ``config.model`` (architecture, latent_dim, widths).
+    model_config: ``config.model`` (architecture, latent_dim, widths and
+      ``conv_impl``: 'auto' (default, also when the field is absent, as in
+      configs saved before it existed), 'fast' or 'standard'; 'auto' is
+      resolved here by ``layers.resolve_conv_impl`` from
+      ``jax.default_backend()``).
     observation_shape: (H, W, C) of the data; C sets the decoder's output.
-    upsample_impl: implementation of the decoder's upconvolutions (one of
-      ``layers.UPSAMPLE_IMPLS``; 'conv_transpose' is the plain form).
-    downsample_impl: implementation of the encoder's stride-2 convolutions
-      (one of ``layers.DOWNSAMPLE_IMPLS``; 'conv' is the plain form).
+    upsample_impl: overrides ``conv_impl`` for the decoder's upconvolutions
+      (one of ``layers.UPSAMPLE_IMPLS``, 'conv_transpose' is the plain form,
+      or 'standard' for ``nn.ConvTranspose``).
+    downsample_impl: overrides ``conv_impl`` for the encoder's stride-2
+      convolutions (one of ``layers.DOWNSAMPLE_IMPLS``, 'conv' is the plain
+      form, or 'standard' for ``nn.Conv``).
     All implementations compute the same function with the same parameter
     tree, so checkpoints are interchangeable (docs/performance.md).
 
   Returns:
     A ``Networks``.
+
+  Raises:
+    InvalidValueError: if ``model_config.conv_impl`` or the architecture is
+      unknown.
   """
   arch = resolve_architecture(model_config)
+  conv_impl = resolve_conv_impl(
+      model_config.get("conv_impl", DEFAULT_CONV_IMPL))
+  if conv_impl == "standard":
+    default_up = default_down = STANDARD_IMPL
+  else:
+    default_up, default_down = DEFAULT_UPSAMPLE_IMPL, DEFAULT_DOWNSAMPLE_IMPL
+  upsample_impl = default_up if upsample_impl is None else upsample_impl
+  downsample_impl = default_down if downsample_impl is None else downsample_impl
   encoder = Encoder(latent_dim=model_config.latent_dim,
                     channels=arch["encoder_channels"],
                     kernel_sizes=arch["encoder_kernels"],

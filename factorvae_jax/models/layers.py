@@ -7,6 +7,18 @@ implementations that compute the same function of the same parameters
 ``flax.linen.Conv`` / ``flax.linen.ConvTranspose``), so a checkpoint written
 with one loads into any other.
 
+Which modules the networks use is ``config.model.conv_impl`` (``CONV_IMPLS``,
+resolved by ``resolve_conv_impl`` when the networks are built):
+  'fast': ``Conv2x`` / ``ConvTranspose2x`` below with their 'fast' forms.
+  'standard': Flax's own ``nn.Conv`` / ``nn.ConvTranspose`` (cuDNN's or the
+      TPU's convolutions, and forward-mode autodiff works), with the same
+      parameter names and shapes, so either restores the other's checkpoints.
+  'auto' (default): 'fast' on CPU, 'standard' on GPU and TPU. The fast forms
+      were written for XLA:CPU and measured only there; elsewhere the
+      platform's own convolutions are the trusted choice until
+      ``benchmarks/device_check.sh`` (which times both) says otherwise.
+On CPU, 'auto' is therefore exactly the computation of the 'fast' forms.
+
 Why (docs/performance.md has the measurements): XLA:CPU hands a convolution
 to its fast library (YNNPACK) only when it is in canonical form -- NHWC input,
 HWIO kernel, NHWC output, no input dilation. In the entry computation XLA
@@ -18,7 +30,7 @@ transposed convolution itself) fall back to a naive loop 10-30x slower. The
 are written out as canonical convolutions or matmuls.
 
 Upsampling (``ConvTranspose2x.impl``, ``UPSAMPLE_IMPLS``):
-  'fast' (default): forward: sub-pixel form (below; for C_out <= 4 a matmul
+  'fast' (the modules' default): forward: sub-pixel form (below; for C_out <= 4 a matmul
       to all 16 taps plus overlap-add); input gradient: a canonical stride-2
       convolution with the flipped kernel (the exact adjoint); kernel
       gradient: one matmul, of the 2x2 patches of x with the phase-split
@@ -29,7 +41,7 @@ Upsampling (``ConvTranspose2x.impl``, ``UPSAMPLE_IMPLS``):
       ``nn.ConvTranspose(strides=(2, 2), padding='SAME')`` computes).
 
 Downsampling (``Conv2x.impl``, ``DOWNSAMPLE_IMPLS``):
-  'fast' (default): forward: the canonical strided convolution; input
+  'fast' (the modules' default): forward: the canonical strided convolution; input
       gradient: the adjoint of the space-to-depth form (a canonical stride-1
       convolution followed by depth-to-space); kernel gradient: one matmul of
       the space-to-depth input with (k/2)^2 shifted copies of the cotangent,
@@ -57,18 +69,21 @@ plain one, forward and gradients.
 
 The 'fast' ops support reverse-mode autodiff (``jax.grad``, ``jax.vjp``),
 ``jit``, ``vmap``, ``pmap`` and ``lax.scan``, but not forward-mode
-(``jax.jvp``, ``jax.hessian``): use the plain forms for those. ``init`` always
+(``jax.jvp``, ``jax.hessian``): use ``conv_impl='standard'`` (or the plain
+forms) for those. ``init`` always
 runs the plain form (same output; it runs eagerly, where fewer ops means
 fewer compilations).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from factorvae_jax.utils import errors
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -79,6 +94,49 @@ DEFAULT_DOWNSAMPLE_IMPL = "fast"
 # The plain forms (what flax.linen.ConvTranspose / Conv compute).
 PLAIN_UPSAMPLE_IMPL = "conv_transpose"
 PLAIN_DOWNSAMPLE_IMPL = "conv"
+
+# config.model.conv_impl values (see the module docstring).
+CONV_IMPLS = ("auto", "fast", "standard")
+DEFAULT_CONV_IMPL = "auto"
+# The value of Encoder.downsample_impl / Decoder.upsample_impl that selects
+# Flax's own nn.Conv / nn.ConvTranspose modules instead of Conv2x /
+# ConvTranspose2x.
+STANDARD_IMPL = "standard"
+
+
+def resolve_conv_impl(conv_impl: str = DEFAULT_CONV_IMPL,
+                      platform: Optional[str] = None) -> str:
+  """'fast' or 'standard': the convolution modules for ``conv_impl``.
+
+  'auto' picks 'fast' on CPU and 'standard' on every other platform (GPU,
+  TPU): the fast forms are custom VJPs tuned for XLA:CPU's convolution
+  library and measured only there, while on accelerators cuDNN's and the
+  TPU's own convolutions are the tested, trusted path. Both compute the same
+  function of the same parameters, so the choice never changes what a
+  checkpoint means.
+
+  Args:
+    conv_impl: one of ``CONV_IMPLS`` (``config.model.conv_impl``).
+    platform: 'cpu', 'gpu', 'tpu', ...; default ``jax.default_backend()``
+      (read when the networks are built).
+
+  Returns:
+    'fast' or 'standard'.
+
+  Raises:
+    InvalidValueError: if ``conv_impl`` is not one of ``CONV_IMPLS``.
+  """
+  if conv_impl not in CONV_IMPLS:
+    raise errors.InvalidValueError(
+        f"config.model.conv_impl={conv_impl!r} is unknown; choose one of "
+        f"{CONV_IMPLS}: 'auto' (the default: 'fast' on CPU, 'standard' on "
+        f"GPU/TPU), 'fast' (custom-gradient convolutions for XLA:CPU) or "
+        f"'standard' (Flax's nn.Conv / nn.ConvTranspose), e.g. "
+        f"--config.model.conv_impl=auto.")
+  if conv_impl != "auto":
+    return conv_impl
+  platform = jax.default_backend() if platform is None else platform
+  return "fast" if platform == "cpu" else "standard"
 
 # Output channels at or below which the fast upsampling uses its matmul +
 # overlap-add forward and dilated-convolution kernel gradient.

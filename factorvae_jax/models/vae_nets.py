@@ -16,8 +16,8 @@ import flax.linen as nn
 import jax
 
 from factorvae_jax.models.layers import (DEFAULT_DOWNSAMPLE_IMPL,
-                                         DEFAULT_UPSAMPLE_IMPL, Conv2x,
-                                         ConvTranspose2x)
+                                         DEFAULT_UPSAMPLE_IMPL, STANDARD_IMPL,
+                                         Conv2x, ConvTranspose2x)
 
 
 class Encoder(nn.Module):
@@ -29,8 +29,9 @@ class Encoder(nn.Module):
     kernel_sizes: square kernel side of each convolution.
     hidden: width of the fully connected layer before the output.
     downsample_impl: implementation of the stride-2 convolutions (same
-      function, same parameters; see ``layers.DOWNSAMPLE_IMPLS``). Their
-      parameters are named ``Conv_<i>`` as ``nn.Conv``'s would be.
+      function, same parameters): one of ``layers.DOWNSAMPLE_IMPLS`` (a
+      ``Conv2x`` form) or ``layers.STANDARD_IMPL`` ('standard': Flax's
+      ``nn.Conv``). Their parameters are named ``Conv_<i>`` either way.
   """
   latent_dim: int = 10
   channels: Sequence[int] = (32, 32, 64, 64)
@@ -46,7 +47,12 @@ class Encoder(nn.Module):
           f"encoder channels {tuple(self.channels)} and kernel sizes "
           f"{tuple(self.kernel_sizes)} must have the same length.")
     for i, (c, k) in enumerate(zip(self.channels, self.kernel_sizes)):
-      conv = Conv2x(c, k, impl=self.downsample_impl, name=f"Conv_{i}")
+      # The module is chosen where it is named, so both share the path.
+      if self.downsample_impl == STANDARD_IMPL:
+        conv = nn.Conv(c, (k, k), strides=(2, 2), padding="SAME",
+                       name=f"Conv_{i}")
+      else:
+        conv = Conv2x(c, k, impl=self.downsample_impl, name=f"Conv_{i}")
       x = nn.relu(conv(x))
     x = x.reshape(x.shape[0], -1)
     x = nn.relu(nn.Dense(self.hidden)(x))
@@ -67,7 +73,11 @@ class Decoder(nn.Module):
     base_channels: channels of that feature map.
     kernel_size: square kernel side of the upconvolutions.
     upsample_impl: implementation of the upconvolutions (same function, same
-      parameters; see ``layers.UPSAMPLE_IMPLS``).
+      parameters): one of ``layers.UPSAMPLE_IMPLS`` (a ``ConvTranspose2x``
+      form) or ``layers.STANDARD_IMPL`` ('standard': Flax's
+      ``nn.ConvTranspose``, whose 'SAME' padding is ``lax.conv_transpose``'s
+      with the unflipped kernel, the plain form). Their parameters are named
+      ``ConvTranspose2x_<i>`` either way (the name the fast form always had).
   """
   output_shape: tuple[int, int, int] = (64, 64, 1)
   channels: Sequence[int] = (64, 32, 32)
@@ -90,8 +100,16 @@ class Decoder(nn.Module):
     x = nn.relu(nn.Dense(self.base_size ** 2 * self.base_channels)(x))
     x = x.reshape(x.shape[0], self.base_size, self.base_size,
                   self.base_channels)
-    for c in self.channels:
-      x = nn.relu(ConvTranspose2x(c, self.kernel_size,
-                                  impl=self.upsample_impl)(x))
-    return ConvTranspose2x(c_out, self.kernel_size,
-                           impl=self.upsample_impl)(x)
+    features = (*self.channels, c_out)
+    for i, c in enumerate(features):
+      name = f"ConvTranspose2x_{i}"
+      if self.upsample_impl == STANDARD_IMPL:
+        conv = nn.ConvTranspose(c, (self.kernel_size, self.kernel_size),
+                                strides=(2, 2), padding="SAME", name=name)
+      else:
+        conv = ConvTranspose2x(c, self.kernel_size, impl=self.upsample_impl,
+                               name=name)
+      x = conv(x)
+      if i < len(features) - 1:
+        x = nn.relu(x)
+    return x

@@ -3,8 +3,9 @@
 TensorBoard output goes through tensorboardX, which writes event files with
 its own protobuf classes, so TensorFlow is never imported.
 
-The JSON-lines file (``workdir/metrics.jsonl`` by default) holds one object
-per :meth:`MetricWriter.write_scalars` call::
+The run's JSON-lines file (named, read and truncated by
+``factorvae_jax.utils.run_dir``) holds one object per
+:meth:`MetricWriter.write_scalars` call::
 
   {"step": 1200, "time": 1700000000.12, "loss": 61.3, "kl": "NaN"}
 
@@ -28,10 +29,9 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from factorvae_jax.utils.files import write_atomically
+from factorvae_jax.utils import run_dir
 
 _RESERVED_KEYS = ("step", "time")
-_TENSORBOARD_SUBDIR = "tensorboard"
 # tensorboardX writes events from a background thread and pushes them to the
 # OS at most this often (its flush() cannot drain that thread's queue).
 _TB_FLUSH_SECS = 10
@@ -97,18 +97,16 @@ class MetricWriter:
   Usable as a context manager; :meth:`close` is idempotent.
   """
 
-  def __init__(self, workdir, tensorboard: bool = True,
-               jsonl_name: str = "metrics.jsonl"):
+  def __init__(self, workdir, tensorboard: bool = True):
     """Opens (creating if needed) the run's metric files.
 
     Args:
       workdir: run directory; created if missing.
       tensorboard: whether to write TensorBoard event files as well.
-      jsonl_name: file name of the JSON-lines log inside ``workdir``.
     """
     self._workdir = os.fspath(workdir)
     os.makedirs(self._workdir, exist_ok=True)
-    self._jsonl_path = os.path.join(self._workdir, jsonl_name)
+    self._jsonl_path = run_dir.metrics_path(self._workdir)
     self._tensorboard = tensorboard
     self._tb_writer = None
     # Set by truncate_after so the next event file tells TensorBoard to hide
@@ -123,7 +121,7 @@ class MetricWriter:
     """Directory of the TensorBoard event files, or None if disabled."""
     if not self._tensorboard:
       return None
-    return os.path.join(self._workdir, _TENSORBOARD_SUBDIR)
+    return run_dir.tensorboard_dir(self._workdir)
 
   def _open_jsonl(self):
     # Line buffering: every complete line reaches the OS immediately.
@@ -239,7 +237,7 @@ class MetricWriter:
     step = int(step)
     self._jsonl.close()
     try:
-      dropped = _rewrite_jsonl_up_to(self._jsonl_path, step)
+      dropped = run_dir.truncate_metrics_after(self._workdir, step)
     finally:
       # The old handle points at the replaced file; appends must go to the
       # new one.
@@ -314,29 +312,3 @@ def _drop_partial_last_line(path: str) -> None:
       f.truncate(keep)
   except FileNotFoundError:
     pass
-
-
-def _rewrite_jsonl_up_to(path: str, step: int) -> int:
-  """Atomically keeps only records with ``"step" <= step``; returns #dropped."""
-  if not os.path.exists(path):
-    return 0
-  kept = []
-  dropped = 0
-  bad = 0
-  with open(path, "r", encoding="utf-8") as f:
-    for line in f:
-      if not line.strip():
-        continue
-      try:
-        record_step = int(json.loads(line)["step"])
-      except (ValueError, KeyError, TypeError):
-        bad += 1
-        continue
-      if record_step <= step:
-        kept.append(line if line.endswith("\n") else line + "\n")
-      else:
-        dropped += 1
-  if bad:
-    logging.warning("Dropped %d unparseable lines from %s.", bad, path)
-  write_atomically(path, lambda f: f.writelines(kept))
-  return dropped + bad

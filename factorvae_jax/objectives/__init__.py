@@ -1,4 +1,11 @@
-"""VAE objectives: one module per model, selected by ``config.model.name``."""
+"""VAE objectives: one module per model, selected by ``config.model.name``.
+
+``OBJECTIVES`` is the table of every model (one ``base.Objective`` entry
+each, keyed by its name); ``get_objective`` looks one up. A new model is its
+module plus one entry here; its hyperparameters' default values belong in its
+config file (``experiments/configs/<model>_<dataset>.py``), its study grid in
+``experiments/sweeps/``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ from factorvae_jax.objectives import factorvae
 from factorvae_jax.objectives import vae
 from factorvae_jax.utils import errors
 
-_REGISTRY = {
+#: Every model, keyed by ``config.model.name`` (= its ``Objective.name``).
+OBJECTIVES: dict[str, base.Objective] = {
     factorvae.FACTOR_VAE.name: factorvae.FACTOR_VAE,
     vae.VAE.name: vae.VAE,
     betavae.BETA_VAE.name: betavae.BETA_VAE,
@@ -22,32 +30,21 @@ _REGISTRY = {
 }
 
 
-def register(objective: base.Objective) -> None:
-  """Adds an objective to the registry (names must be unique).
-
-  Its hyperparameters' default values belong in its config file
-  (``experiments/configs/<model>_<dataset>.py``), its study grid in
-  ``experiments/sweeps/``.
-  """
-  if objective.name in _REGISTRY:
-    raise ValueError(f"objective {objective.name!r} is already registered")
-  _REGISTRY[objective.name] = objective
-
-
 def get_objective(name: str) -> base.Objective:
-  """Returns the objective called ``name``.
+  """Returns the entry of ``OBJECTIVES`` called ``name``.
 
   Raises:
-    ValueError: naming the bad value and the registered ones.
+    InvalidValueError: naming the bad value, the known ones and the fix.
   """
   try:
-    return _REGISTRY[name]
+    return OBJECTIVES[name]
   except KeyError:
     raise errors.InvalidValueError(
         f"config.model.name={name!r} is not a known model; choose one of "
-        f"{sorted(_REGISTRY)}.") from None
+        f"{sorted(OBJECTIVES)} (a new model needs its Objective in "
+        f"OBJECTIVES, factorvae_jax/objectives/__init__.py).") from None
 
 
 def list_objectives() -> list[str]:
-  """Names of the registered objectives, sorted."""
-  return sorted(_REGISTRY)
+  """Names of the objectives in ``OBJECTIVES``, sorted."""
+  return sorted(OBJECTIVES)

@@ -30,8 +30,6 @@ from factorvae_jax import parallel
 from factorvae_jax.objectives import base
 from factorvae_jax.objectives import vae
 
-DEFAULT_HPARAMS_II = {"lambda_od": 10.0, "lambda_d_factor": 1.0}
-
 _TYPES = ("i", "ii")
 
 

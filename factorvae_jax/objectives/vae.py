@@ -18,8 +18,6 @@ from factorvae_jax.objectives import base
 from factorvae_jax.objectives.gaussian import kl_to_standard_normal
 from factorvae_jax.objectives.reconstruction import bernoulli_reconstruction
 
-DEFAULT_HPARAMS: dict[str, float] = {}
-
 
 def kl_per_example(mean: jax.Array, logvar: jax.Array) -> jax.Array:
   """KL(q(z|x) || N(0, I)) summed over latent dimensions, [B, D] -> [B]."""

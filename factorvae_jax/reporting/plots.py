@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 import numpy as np
 
 from factorvae_jax.reporting import run_files
+from factorvae_jax.utils import run_dir
 
 # Scalars of metrics.jsonl drawn by default, in this order, when logged.
 DEFAULT_CURVES = ("loss", "reconstruction", "kl", "tc_estimate",
@@ -57,7 +58,7 @@ def plot_training_curves(records, names: Sequence[str] = DEFAULT_CURVES,
     raise ValueError(
         f"none of the scalars {list(names)} was logged by runs "
         f"{sorted(runs)}; train for at least log_every_steps steps, or pass "
-        "names= from the keys of metrics.jsonl.")
+        f"names= from the keys of {run_dir.METRICS}.")
   num_cols = max(1, min(num_cols, len(present)))
   num_rows = math.ceil(len(present) / num_cols)
   fig = Figure(figsize=(4.2 * num_cols, 3.0 * num_rows), layout="constrained")

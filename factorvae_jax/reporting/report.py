@@ -25,13 +25,13 @@ from PIL import Image
 
 from factorvae_jax.evaluation.evaluate import library_versions as evaluation_versions
 from factorvae_jax.utils import errors
+from factorvae_jax.utils import run_dir
 from factorvae_jax.utils.files import write_atomically
 from factorvae_jax.visualisation import animation
 from factorvae_jax.reporting import explore
 from factorvae_jax.reporting import plots
 from factorvae_jax.reporting import run_files
 
-REPORT_NAME = "report.html"
 # Dataset images the per-dimension KL is averaged over.
 NUM_KL_IMAGES = 256
 # Packages that draw the report (the evaluation's own are in results.json).
@@ -217,12 +217,13 @@ def _image_file_sections(workdir: str, records: list, why: str,
                         _img(data, "image/png", f"{kind} at step {step}"))
     else:
       sections[kind] = _missing(
-          f"No model could be loaded ({why}) and training wrote no "
-          f"images/{kind}_*.png yet.")
+          f"No model could be loaded ({why}) and training wrote no {kind} "
+          f"image yet.")
   kl = run_files.last_kl_per_dim(records)
   if kl is None:
-    sections["kl"] = _missing("No per-dimension KL logged yet "
-                              "(metrics.jsonl has no kl_per_dim/* values).")
+    sections["kl"] = _missing(f"No per-dimension KL logged yet "
+                              f"({run_dir.METRICS} has no kl_per_dim/* "
+                              f"values).")
   else:
     sections["kl"] = (
         "<p>Last KL per dimension logged during training (training batch "
@@ -238,8 +239,8 @@ def _metrics_section(workdir: str, results: Optional[dict],
   if results is None:
     step, scores = run_files.last_scores(records)
     text = _missing(
-        "results.json is missing: the final evaluation has not run. Run "
-        f"python -m experiments.evaluate --workdir={workdir} (or let "
+        f"{run_dir.RESULTS} is missing: the final evaluation has not run. "
+        f"Run python -m experiments.evaluate --workdir={workdir} (or let "
         "training finish).")
     if scores:
       text += (f"<p>Latest periodic evaluation during training (step {step}, "
@@ -267,13 +268,13 @@ def _versions_section(results: Optional[dict],
                       data_source: Optional[dict]) -> str:
   parts = []
   if results and results.get("versions"):
-    parts.append("<p>Evaluation (results.json):</p>" + html_table(
+    parts.append(f"<p>Evaluation ({run_dir.RESULTS}):</p>" + html_table(
         ["package", "version"], sorted(results["versions"].items())))
   if data_source:
     training = {k: data_source[k] for k in ("jax_version", "python",
                                             "platform", "devices")
                 if k in data_source}
-    parts.append("<p>Training (data_source.json):</p>" + html_table(
+    parts.append(f"<p>Training ({run_dir.DATA_SOURCE}):</p>" + html_table(
         ["item", "value"], sorted(training.items())))
   here = dict(evaluation_versions())
   for name in _REPORT_PACKAGES:
@@ -316,15 +317,14 @@ def build_report(workdir, step: Optional[int] = None, num_images: int = 8,
     raise errors.NothingToDoError(
         f"{workdir} is not a directory; pass the --workdir of a training "
         "run (python -m experiments.run --workdir=...).")
-  if not any(os.path.exists(os.path.join(workdir, name))
-             for name in ("config.json", "metrics.jsonl", "checkpoints")):
+  if not run_dir.holds_anything(workdir):
     raise errors.NothingToDoError(
-        f"{workdir} holds no training run (no config.json, metrics.jsonl or "
-        "checkpoints/); pass the --workdir of a training run (python -m "
-        "experiments.run --workdir=...).")
-  config = run_files.read_json(os.path.join(workdir, "config.json"))
-  data_source = run_files.read_json(os.path.join(workdir, "data_source.json"))
-  results = run_files.read_json(os.path.join(workdir, "results.json"))
+        f"{workdir} holds no training run (no {run_dir.CONFIG}, "
+        f"{run_dir.METRICS} or {run_dir.CHECKPOINTS}/); pass the --workdir "
+        "of a training run (python -m experiments.run --workdir=...).")
+  config = run_dir.read_config(workdir)
+  data_source = run_dir.read_data_source(workdir)
+  results = run_dir.read_json(run_dir.results_path(workdir))
   records = run_files.read_metrics(workdir)
   missing = run_files.missing_run_files(workdir)
 
@@ -357,14 +357,15 @@ def build_report(workdir, step: Optional[int] = None, num_images: int = 8,
     except ValueError as e:
       curves = _missing(str(e))
   else:
-    curves = _missing("metrics.jsonl is missing or empty: nothing logged yet.")
+    curves = _missing(f"{run_dir.METRICS} is missing or empty: nothing "
+                      "logged yet.")
 
   body = "".join([
       f"<h1>Run report: {html.escape(workdir)}</h1>", status,
       _section("Config", _pre_json(config) if config is not None else
-               _missing("config.json is missing.")),
+               _missing(f"{run_dir.CONFIG} is missing.")),
       _section("Data source", _pre_json(data_source) if data_source
-               is not None else _missing("data_source.json is missing.")),
+               is not None else _missing(f"{run_dir.DATA_SOURCE} is missing.")),
       _section("Training curves", curves),
       _section("Reconstructions", pictures["reconstructions"]),
       _section("Latent traversals", pictures["traversals"]),
@@ -391,5 +392,5 @@ def write_report(workdir, output: Optional[str] = None, **kwargs) -> str:
     The path written.
   """
   document = build_report(workdir, **kwargs)
-  output = output or os.path.join(os.fspath(workdir), REPORT_NAME)
+  output = output or run_dir.report_path(workdir)
   return write_atomically(output, lambda f: f.write(document))

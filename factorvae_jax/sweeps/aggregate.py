@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import os
 from typing import Any, Optional, Sequence
@@ -19,6 +18,7 @@ from typing import Any, Optional, Sequence
 from factorvae_jax.sweeps import snapshot
 from factorvae_jax.sweeps import status as status_lib
 from factorvae_jax.utils import errors
+from factorvae_jax.utils import run_dir
 from factorvae_jax.utils.files import write_atomically
 
 # Training scalars copied from the last line of metrics.jsonl that has them.
@@ -53,40 +53,18 @@ class SweepResults:
              "eval_seconds", "workdir"])
 
 
-def _read_metrics(path: str) -> tuple[dict[str, float],
-                                      list[tuple[int, dict[str, float]]]]:
-  """(last training scalars, periodic evaluations) from a metrics.jsonl."""
+def _training_summary(workdir: str) -> tuple[
+    dict[str, float], list[tuple[int, dict[str, float]]]]:
+  """(last training scalars, periodic evaluations) from the run's log."""
   last, history = {}, []
-  try:
-    with open(path) as f:
-      lines = f.read().splitlines()
-  except FileNotFoundError:
-    return last, history
-  for line in lines:
-    try:
-      record = json.loads(line)
-    except json.JSONDecodeError:
-      continue  # Cut short by a kill; the lines after it are fine.
+  for record in run_dir.read_metrics(workdir):
     if "reconstruction" in record:
-      last = {k: float(record[k]) for k in TRAINING_COLUMNS if k in record}
-    evals = {k[len(_EVAL_PREFIX):]: float(v) for k, v in record.items()
+      last = {k: record[k] for k in TRAINING_COLUMNS if k in record}
+    evals = {k[len(_EVAL_PREFIX):]: v for k, v in record.items()
              if k.startswith(_EVAL_PREFIX)}
     if evals:
-      history.append((int(record["step"]), evals))
+      history.append((record["step"], evals))
   return last, history
-
-
-def _read_results(path: str) -> dict:
-  """A results.json's content; raises ValueError saying what is wrong."""
-  try:
-    with open(path) as f:
-      results = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise ValueError(f"cannot be read: {e}") from e
-  if not isinstance(results, dict) or not isinstance(
-      results.get("scores"), dict):
-    raise ValueError("has no 'scores' mapping")
-  return results
 
 
 def _number(value: Any) -> float:
@@ -130,14 +108,12 @@ def collect(sweep_dir: str) -> SweepResults:
     if run_status.state != status_lib.DONE:
       missing.append((record["name"], str(run_status)))
       continue
-    results_path = os.path.join(workdir, status_lib.RESULTS_FILE)
     try:
-      results = _read_results(results_path)
+      results = run_dir.read_results(workdir)
     except ValueError as e:
-      broken.append((results_path, str(e)))
+      broken.append((run_dir.results_path(workdir), str(e)))
       continue
-    training, history[record["name"]] = _read_metrics(
-        os.path.join(workdir, "metrics.jsonl"))
+    training, history[record["name"]] = _training_summary(workdir)
     scores = {k: _number(v) for k, v in results["scores"].items()}
     score_names.update(scores)
     for name in record["hparams"]:

@@ -27,6 +27,7 @@ import ml_collections
 
 from factorvae_jax.builder import run_config
 from factorvae_jax.utils import errors
+from factorvae_jax.utils import run_dir
 
 SEED_KEY = "seed"
 _MODEL_PREFIX = "model."
@@ -272,7 +273,7 @@ def expand(sweep: Sweep) -> list[Run]:
         raise errors.InvalidValueError(
             f"sweep {sweep.name!r}: {config.model.name} has "
             f"config.final_eval=False, but a sweep's run is done when its "
-            f"final evaluation writes results.json; set final_eval=True "
+            f"final evaluation writes {run_dir.RESULTS}; set final_eval=True "
             f"(final_eval_sizes='cheap' or 'tiny' makes it quick).")
       hparams = {_short_key(k): v for k, v in overrides.items()
                  if k not in (SEED_KEY, "model.name")}
@@ -288,17 +289,6 @@ def expand(sweep: Sweep) -> list[Run]:
       runs.append(Run(index=len(runs), name=name, model=config.model.name,
                       hparams=hparams, seed=int(config.seed), config=config))
   return runs
-
-
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  """A nested dict as {dotted key: leaf value}."""
-  out = {}
-  for key, value in d.items():
-    if isinstance(value, Mapping):
-      out.update(flatten(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
 
 
 def run_record(run: Run) -> dict:

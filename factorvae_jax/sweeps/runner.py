@@ -33,6 +33,7 @@ from factorvae_jax.sweeps import claims
 from factorvae_jax.sweeps import sharding
 from factorvae_jax.sweeps import status as status_lib
 from factorvae_jax.sweeps.definition import Run
+from factorvae_jax.utils import run_dir
 
 TrainGroupFn = Callable[[Sequence[Run], str], None]
 
@@ -239,7 +240,7 @@ def _train_group(group: list[tuple[Run, claims.Claim]], sweep_dir: str,
       run_status = status_lib.run_status(workdir)
       if run_status.state in (status_lib.NEW, status_lib.PARTIAL):
         status_lib.mark_failed(workdir, RuntimeError(
-            "training returned without writing results.json"))
+            f"training returned without writing {run_dir.RESULTS}"))
         run_status = status_lib.run_status(workdir)
       if run_status.state == status_lib.DONE:
         status_lib.log_event(workdir, "done", step=run_status.step)

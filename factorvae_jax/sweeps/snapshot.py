@@ -60,8 +60,8 @@ def _describe_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
   for name in new_runs:
     if name not in old_runs:
       continue
-    old_config = definition.flatten(old_runs[name]["config"])
-    new_config = definition.flatten(new_runs[name]["config"])
+    old_config = run_config.flatten(old_runs[name]["config"])
+    new_config = run_config.flatten(new_runs[name]["config"])
     # A key on one side only is a config field the code added or dropped
     # since the snapshot, not an edit of the sweep; training still refuses
     # to resume a checkpoint whose settings differ (run_config).

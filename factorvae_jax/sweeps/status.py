@@ -1,27 +1,24 @@
 """What state a run's workdir is in, and the per-run log of training attempts.
 
-Read from the files alone (no Orbax, no JAX), so ``--list`` over thousands of
-runs is quick and works while the runs train.
+Read from the run's files (``utils.run_dir``) without building a model, so
+``--list`` over thousands of runs is quick and works while the runs train.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import socket
-import time
 from typing import Optional
 
 from factorvae_jax.sweeps import claims
-from factorvae_jax.utils.files import write_json_atomically
-
-RESULTS_FILE = "results.json"
-FAILED_FILE = "sweep_failed.json"
-RUN_LOG_FILE = "sweep_log.jsonl"
-CHECKPOINT_DIR = "checkpoints"
+from factorvae_jax.utils import run_dir
 
 NEW, PARTIAL, DONE, FAILED = "new", "partial", "done", "failed"
+
+# The run directory owns these files; the sweep tools read them through it.
+latest_checkpoint_step = run_dir.latest_checkpoint_step
+log_event = run_dir.log_event
+read_run_log = run_dir.read_run_log
+clear_failed = run_dir.clear_failure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,78 +44,22 @@ class RunStatus:
     return self.state
 
 
-def latest_checkpoint_step(workdir: str) -> Optional[int]:
-  """The newest complete checkpoint step in ``<workdir>/checkpoints``.
-
-  Orbax writes a checkpoint under a temporary name and renames it to the
-  bare step number once complete, so only all-digit folder names count.
-  """
-  try:
-    names = os.listdir(os.path.join(workdir, CHECKPOINT_DIR))
-  except FileNotFoundError:
-    return None
-  steps = [int(n) for n in names if n.isdigit()]
-  return max(steps) if steps else None
-
-
 def run_status(workdir: str) -> RunStatus:
   """The state of the run in ``workdir`` (which may not exist yet)."""
-  step = latest_checkpoint_step(workdir)
-  if os.path.exists(os.path.join(workdir, RESULTS_FILE)):
+  step = run_dir.latest_checkpoint_step(workdir)
+  if run_dir.has_results(workdir):
     return RunStatus(DONE, step)
-  failed = os.path.join(workdir, FAILED_FILE)
-  if os.path.exists(failed):
-    try:
-      with open(failed) as f:
-        error = json.load(f).get("error", "?")
-    except (OSError, json.JSONDecodeError) as e:
-      error = f"unreadable {failed}: {e}"
-    return RunStatus(FAILED, step, error)
+  failure = run_dir.read_failure(workdir)
+  if failure is not None:
+    failed_at = failure.get("step")
+    return RunStatus(FAILED, step if failed_at is None else failed_at,
+                     failure.get("error", "?"))
   return RunStatus(NEW if step is None else PARTIAL, step)
 
 
 def mark_failed(workdir: str, error: BaseException) -> None:
   """Records that training the run raised ``error``."""
-  write_json_atomically(os.path.join(workdir, FAILED_FILE), {
-      "error": f"{type(error).__name__}: {error}", "time": time.time(),
-      "step": latest_checkpoint_step(workdir)})
-
-
-def clear_failed(workdir: str) -> None:
-  try:
-    os.remove(os.path.join(workdir, FAILED_FILE))
-  except FileNotFoundError:
-    pass
-
-
-def log_event(workdir: str, event: str, **fields) -> None:
-  """Appends one line to ``<workdir>/sweep_log.jsonl``.
-
-  Events: 'start' (with the step training resumes from), then one of 'done',
-  'interrupted' or 'failed'. A 'start' with no end was killed.
-  """
-  record = {"event": event, "time": time.time(),
-            "host": socket.gethostname(), "pid": os.getpid(), **fields}
-  os.makedirs(workdir, exist_ok=True)
-  # One short line per write: appends of whole lines do not interleave.
-  with open(os.path.join(workdir, RUN_LOG_FILE), "a") as f:
-    f.write(json.dumps(record) + "\n")
-
-
-def read_run_log(workdir: str) -> list[dict]:
-  """The events of ``log_event``, oldest first (unparseable lines skipped)."""
-  try:
-    with open(os.path.join(workdir, RUN_LOG_FILE)) as f:
-      lines = f.read().splitlines()
-  except FileNotFoundError:
-    return []
-  events = []
-  for line in lines:
-    try:
-      events.append(json.loads(line))
-    except json.JSONDecodeError:
-      continue  # A line cut short by a kill.
-  return events
+  run_dir.mark_failed(workdir, f"{type(error).__name__}: {error}")
 
 
 def training_seconds(events: list[dict]) -> Optional[float]:

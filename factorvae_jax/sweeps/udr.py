@@ -48,6 +48,7 @@ from factorvae_jax.sweeps import aggregate
 from factorvae_jax.sweeps import definition
 from factorvae_jax.sweeps import status as status_lib
 from factorvae_jax.utils import errors
+from factorvae_jax.utils import run_dir
 from factorvae_jax.utils.files import write_atomically
 from factorvae_jax.utils.files import write_json_atomically
 
@@ -80,7 +81,7 @@ class UdrReport:
 
 def group_key(record: dict) -> str:
   """Runs with equal keys differ only in the seed (Duan et al.'s group)."""
-  flat = definition.flatten(record["config"])
+  flat = run_config.flatten(record["config"])
   flat.pop(definition.SEED_KEY, None)
   return json.dumps(flat, sort_keys=True, default=str)
 
@@ -257,13 +258,12 @@ def score_sweep(sweep_dir: str, sizes: str = "default",
     workdir = os.path.join(sweep_dir, *record["name"].split("/"))
     if status_lib.run_status(workdir).state != status_lib.DONE:
       continue
-    results_path = os.path.join(workdir, status_lib.RESULTS_FILE)
     try:
-      with open(results_path) as f:
-        results = json.load(f)
+      results = run_dir.read_results(workdir)
       step = int(results["checkpoint_step"])
     except (OSError, ValueError, KeyError, TypeError) as e:
-      skipped.append((record["name"], f"unreadable {results_path}: {e}"))
+      skipped.append((record["name"],
+                      f"unreadable {run_dir.results_path(workdir)}: {e}"))
       continue
     config = run_config.load_config(workdir)
     groups.setdefault(group_key(record), []).append({
@@ -346,5 +346,4 @@ def _write_score(item: dict, score: float, column, members: list[dict],
     return  # Already there: leave the file alone.
   results["scores"][key] = score
   results.setdefault("udr", {})[correlation_matrix] = section
-  write_json_atomically(os.path.join(item["workdir"],
-                                     status_lib.RESULTS_FILE), results)
+  run_dir.write_results(item["workdir"], results)

@@ -1,4 +1,18 @@
-"""``train_and_evaluate``: the training loop behind ``experiments.run``."""
+"""The training engine: one loop for a single run and for a pack of runs.
+
+``train_and_evaluate`` (``experiments.run``) trains one run; the sweep's
+packed trainer (``packed_loop.train_and_evaluate_packed``) trains several
+runs of one model in one program. Both go through ``train_runs``: a single
+run is a pack of one whose device program is ``train_steps`` itself, so its
+arithmetic is exactly one model's. Dispatch, host-side data, NaN handling,
+stop signals, logging, checkpoints, images and the periodic and final
+evaluations exist once, here.
+
+NaN/Inf: a run whose loss goes non-finite, or whose parameters or optimiser
+states do (a NaN gradient in a chunk's last step leaves finite losses), is
+stopped, marked failed in its workdir at once (``utils.run_dir``) and never
+saved past its last good checkpoint; the other runs of a pack go on.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +20,7 @@ import dataclasses
 import functools
 import os
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from absl import logging
 import jax
@@ -18,9 +32,12 @@ from factorvae_jax.builder import AXIS_NAME, Checkpointer, TrainedModel, TrainSt
 from factorvae_jax.builder import run_config
 from factorvae_jax.evaluation import evaluate as evaluation
 from factorvae_jax.monitoring import MetricWriter, ProgressBar
+from factorvae_jax.training import packed
 from factorvae_jax.training.preemption import StopSignals
 from factorvae_jax.training.host_data import HostBatches
 from factorvae_jax.training.train_step import train_steps, train_steps_on_batches
+from factorvae_jax.utils import errors
+from factorvae_jax.utils import run_dir
 from factorvae_jax.visualisation.snapshots import SnapshotWriter
 
 
@@ -125,12 +142,23 @@ def unreplicate(tree: Any) -> Any:
   return jax.device_get(jax.tree.map(lambda x: x[0], tree))
 
 
+def all_finite(state: TrainState) -> bool:
+  """Whether every floating-point leaf of ``state`` is finite (NaN and Inf
+  parameters or optimiser moments are never saved)."""
+  for leaf in jax.tree.leaves(state):
+    if (hasattr(leaf, "dtype") and np.issubdtype(leaf.dtype, np.inexact) and
+        not np.isfinite(np.asarray(leaf)).all()):
+      return False
+  return True
+
+
 def open_run(config: ml_collections.ConfigDict, workdir: str, dataset,
              step_config) -> tuple[TrainState, Checkpointer, MetricWriter]:
   """A run's state, resumed from ``workdir``'s newest checkpoint if any.
 
-  Also writes the run files (``config.json``, ``data_source.json``) and opens
-  the metric writer, dropping logged steps after the resumed one.
+  Also writes the run's config and data source, forgets an earlier failure
+  (training it again is what was asked) and opens the metric writer,
+  dropping logged steps after the resumed one.
 
   Args:
     config: the run's experiment config.
@@ -142,10 +170,11 @@ def open_run(config: ml_collections.ConfigDict, workdir: str, dataset,
     ``(state, checkpointer, writer)``; the caller closes the last two.
 
   Raises:
-    ValueError: the workdir's checkpoints are of a different experiment.
+    IncompatibleResumeError: the workdir's checkpoints are of a different
+      experiment.
   """
   state = init_state(config, step_config, dataset.observation_shape)
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
+  checkpointer = Checkpointer(run_dir.checkpoint_dir(workdir),
                               config.keep_checkpoints)
   if checkpointer.latest_step() is not None:
     try:
@@ -156,10 +185,230 @@ def open_run(config: ml_collections.ConfigDict, workdir: str, dataset,
     state = checkpointer.restore(state)
     logging.info("Resumed from step %d in %s", int(state.step), workdir)
   run_config.write_run_files(config, dataset, workdir)
+  run_dir.clear_failure(workdir)
   writer = MetricWriter(workdir)
   writer.truncate_after(int(state.step))
   writer.write_text(int(state.step), "data_source", dataset.source)
   return state, checkpointer, writer
+
+
+@dataclasses.dataclass
+class RunRecorder:
+  """One run of the engine: what it writes while it trains, its latest host
+  state, and the error that stopped it alone, if any.
+
+  Attributes:
+    config: the run's experiment config.
+    workdir: its workdir.
+    checkpointer: its checkpoint manager.
+    writer: its metric writer (TensorBoard and the metrics log).
+    snapshots: its image writer.
+    watch: the objective's training watch (FactorVAE's discriminator), or
+      None.
+    last_saved: the newest saved step, or None.
+    pending: chunk metrics since the last log line.
+    still_owned: False once another process took the workdir over; checked
+      before every write (``check_owner``).
+    state: the newest host copy of its train state.
+    error: what stopped this run alone (``NonFiniteLossError``,
+      ``RunTakenOver``), or None while it trains.
+  """
+  config: ml_collections.ConfigDict
+  workdir: str
+  checkpointer: Checkpointer
+  writer: MetricWriter
+  snapshots: SnapshotWriter
+  watch: Optional[Any]
+  last_saved: Optional[int]
+  pending: list = dataclasses.field(default_factory=list)
+  still_owned: Callable[[str], bool] = _always_owned
+  state: Optional[TrainState] = None
+  error: Optional[BaseException] = None
+
+  @classmethod
+  def open(cls, config, workdir: str, dataset, step_config,
+           still_owned: Callable[[str], bool] = _always_owned):
+    """``open_run`` plus the image writer and the watch."""
+    state, checkpointer, writer = open_run(config, workdir, dataset,
+                                           step_config)
+    aux = step_config.auxiliary
+    watch = (aux.make_watch(config)
+             if aux is not None and aux.make_watch is not None else None)
+    snapshots = SnapshotWriter(
+        dataset.sample_observations(8,
+                                    np.random.RandomState(config.eval_seed)),
+        workdir)
+    return cls(config=config, workdir=workdir, checkpointer=checkpointer,
+               writer=writer, snapshots=snapshots, watch=watch,
+               last_saved=checkpointer.latest_step(), still_owned=still_owned,
+               state=state)
+
+  @property
+  def live(self) -> bool:
+    return self.error is None
+
+  def check_owner(self, step: int) -> None:
+    """Raises ``RunTakenOver`` if another process took the workdir over."""
+    if not self.still_owned(self.workdir):
+      raise RunTakenOver(
+          f"{self.workdir}: another process took this run over (its sweep "
+          f"claim) while this one was at step {step}; stopped without "
+          f"writing anything more there.")
+
+  def owned(self, step: int) -> bool:
+    """False, with ``error`` set, once another process took the run over."""
+    if self.error is None:
+      try:
+        self.check_owner(step)
+      except RunTakenOver as e:
+        logging.warning("%s", e)
+        self.error = e
+    return self.error is None
+
+  def fail(self, problem: str, step: int, pack_size: int) -> None:
+    """Stops this run as diverged and marks it failed in its workdir now,
+    whatever happens next (a signal, another run failing)."""
+    kept = (f"the last good checkpoint is step {self.last_saved} in "
+            f"{self.checkpointer.directory}" if self.last_saved is not None
+            else "no checkpoint had been saved")
+    others = " The other runs of the pack go on." if pack_size > 1 else ""
+    self.error = NonFiniteLossError(
+        f"Training diverged at {problem}. Nothing after step {step} was "
+        f"saved; {kept}.{others} Lower the learning rates "
+        f"(config.optim.*_learning_rate) or the regulariser weight, or "
+        f"change config.seed, and run again in a new workdir (or delete the "
+        f"checkpoints after {self.last_saved}).")
+    logging.error("Run %s: %s", self.workdir, self.error)
+    if self.still_owned(self.workdir):
+      run_dir.mark_failed(self.workdir,
+                          f"NonFiniteLossError: {self.error}", step)
+      self.writer.write_text(step, "warnings", str(self.error))
+
+  def save(self, state: TrainState, pack_size: int = 1) -> None:
+    """Saves ``state``, unless it holds a NaN/Inf (then the run fails)."""
+    step = int(state.step)
+    self.check_owner(step)
+    if not all_finite(state):
+      self.fail(f"step {step}: the parameters or optimiser states became "
+                f"NaN/Inf in the chunk's last step (its loss was still "
+                f"finite)", step, pack_size)
+      return
+    if self.last_saved != step:
+      self.checkpointer.save(state)
+      self.last_saved = step
+
+  def record(self, step: int, state: TrainState, networks,
+             steps_per_second: float, pack_size: int = 1) -> None:
+    """Writes the log line, checkpoint and images due at ``step``.
+
+    Args:
+      step: the step just finished.
+      state: the host copy of the run's state at ``step``.
+      networks: the VAE networks (for the images).
+      steps_per_second: the progress bar's rate (logged if finite).
+      pack_size: how many runs train together (for messages).
+    """
+    config = self.config
+    self.check_owner(step)
+    self.state = state
+    if step % config.log_every_steps == 0 or step == config.num_steps:
+      scalars = scalar_summary(self.pending)
+      if np.isfinite(steps_per_second):  # Unknown until two chunks ran.
+        scalars["steps_per_second"] = steps_per_second
+      self.writer.write_scalars(step, scalars)
+      self.pending = []
+      warning = self.watch(step, scalars) if self.watch is not None else None
+      if warning:
+        logging.warning("%s step %d: %s", self.workdir, step, warning)
+        self.writer.write_text(step, "warnings", warning)
+    if step % config.checkpoint_every_steps == 0:
+      self.save(state, pack_size)
+    elif not all_finite(state):
+      self.save(state, pack_size)  # Fails the run; nothing is written.
+    if self.error is None and (step % config.image_every_steps == 0 or
+                               step == config.num_steps):
+      pictures = self.snapshots.write(
+          TrainedModel(networks, state.vae_params, step), step)
+      self.writer.write_images(step, pictures)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Program:
+  """How the engine's runs advance together on the devices.
+
+  A single run is a pack of one whose program is ``train_steps`` itself
+  (so its arithmetic is exactly that of one model); a pack stacks its runs
+  on a model axis and runs ``packed.packed_train_steps``.
+
+  Attributes:
+    stack: host states of the runs -> the program's state.
+    unstack: the program's host state -> one state per run.
+    run_metrics: ``(chunk metrics, i)`` -> run ``i``'s metrics.
+    make_chunk: ``(num_steps) -> fn(device_state, first_step)``, compiled
+      once per chunk length.
+    close: releases what the program holds (host data threads).
+    description: for the log.
+  """
+  stack: Callable[[list], TrainState]
+  unstack: Callable[[TrainState], list]
+  run_metrics: Callable[[dict, int], dict]
+  make_chunk: Callable[[int], Callable]
+  close: Callable[[], None]
+  description: str
+
+
+def _solo_program(config, dataset, step_config, state) -> _Program:
+  local_batch = config.batch_size // jax.local_device_count()
+  host_batches = None
+  if config.data.get("on_device", True):
+    device_arrays = replicate(dataset.device_arrays())
+  else:
+    # The arrays stay on the host; each chunk's batches are drawn there.
+    host_batches = HostBatches(dataset, step_config, config.batch_size,
+                               jax.local_device_count(), state.rng)
+
+  def make_chunk(num_steps):
+    if host_batches is None:
+      fn = jax.pmap(functools.partial(
+          train_steps, step_config, dataset.sample_device_batch, local_batch,
+          num_steps), axis_name=AXIS_NAME, donate_argnums=(0,))
+      return lambda device_state, step: fn(device_state, device_arrays)
+    fn = jax.pmap(functools.partial(train_steps_on_batches, step_config,
+                                    num_steps),
+                  axis_name=AXIS_NAME, donate_argnums=(0,))
+
+    def run(device_state, step):
+      batches = host_batches.get(step, num_steps)
+      # Drawn on the host while the device runs this chunk.
+      host_batches.prefetch(step + num_steps,
+                            min(config.steps_per_dispatch,
+                                config.num_steps - step - num_steps))
+      return fn(device_state, batches)
+    return run
+
+  return _Program(
+      stack=lambda states: states[0], unstack=lambda state: [state],
+      run_metrics=lambda metrics, i: metrics, make_chunk=make_chunk,
+      close=host_batches.close if host_batches is not None else lambda: None,
+      description="")
+
+
+def _packed_program(config, dataset, step_config, mode: str) -> _Program:
+  local_batch = config.batch_size // jax.local_device_count()
+  device_arrays = replicate(dataset.device_arrays())
+
+  def make_chunk(num_steps):
+    fn = jax.pmap(functools.partial(
+        packed.packed_train_steps, step_config, dataset.sample_device_batch,
+        local_batch, num_steps, mode=mode),
+                  axis_name=AXIS_NAME, donate_argnums=(0,))
+    return lambda device_states, step: fn(device_states, device_arrays)
+
+  return _Program(
+      stack=packed.stack_states, unstack=packed.unstack_states,
+      run_metrics=lambda metrics, i: {k: v[i] for k, v in metrics.items()},
+      make_chunk=make_chunk, close=lambda: None,
+      description=f" of the pack ({mode})")
 
 
 def train_and_evaluate(
@@ -167,9 +416,10 @@ def train_and_evaluate(
     still_owned: Optional[Callable[[str], bool]] = None) -> TrainState:
   """Trains ``config``'s model in ``workdir``, resuming from its checkpoint.
 
-  Writes to ``workdir``: ``config.json``, ``data_source.json``,
-  ``checkpoints/``, ``metrics.jsonl``, ``tensorboard/``, ``images/`` and, after
-  the final evaluation, ``results.json``.
+  Writes the run's files into ``workdir`` (``utils.run_dir``): its config
+  and data source, checkpoints, the metrics log, TensorBoard events, images
+  and, after the final evaluation, its results. A run that diverges is
+  marked failed there.
 
   SIGINT and SIGTERM (Ctrl-C, a notebook's interrupt, a scheduler's
   preemption) are handled while it runs: the current chunk of steps finishes,
@@ -188,261 +438,253 @@ def train_and_evaluate(
     The final train state (host copy).
 
   Raises:
-    NonFiniteLossError: a loss became NaN/Inf; checkpoints up to the last good
-      step are kept.
+    NonFiniteLossError: a loss, parameter or optimiser state became NaN/Inf;
+      checkpoints up to the last good step are kept and the run is marked
+      failed.
     TrainingInterrupted: a stop signal; the last finished step was saved.
     RunTakenOver: ``still_owned`` returned False.
     ValueError: the config is inconsistent, or differs from the one the
       workdir's checkpoints were trained with.
   """
   with StopSignals() as stop:
-    return _train_and_evaluate(config, workdir, stop,
-                               still_owned or _always_owned)
+    runs = train_runs([config], [workdir], stop, still_owned=still_owned)
+  if runs[0].error is not None:
+    raise runs[0].error
+  return runs[0].state
 
 
-@dataclasses.dataclass
-class RunRecorder:
-  """What one run writes while it trains: logs, checkpoints and images.
+def train_runs(configs: Sequence[ml_collections.ConfigDict],
+               workdirs: Sequence[str], stop: StopSignals, *,
+               mode: Optional[str] = None,
+               still_owned: Optional[Callable[[str], bool]] = None
+               ) -> list[RunRecorder]:
+  """The engine: trains and evaluates runs together, each in its workdir.
 
-  Shared by the single-run loop and the packed loop (one per packed run),
-  so a run writes the same files whichever trained it.
+  One run (``mode=None``) advances with ``train_steps``; several with
+  ``packed.packed_train_steps`` in ``mode``. Everything else -- chunk
+  dispatch, NaN handling, signals, logging, checkpoints, images, periodic
+  and final evaluation -- is this one loop.
 
-  Attributes:
-    config: the run's experiment config.
-    workdir: its workdir.
-    checkpointer: its checkpoint manager.
-    writer: its metric writer (TensorBoard and metrics.jsonl).
-    snapshots: its image writer.
-    watch: the objective's training watch (FactorVAE's discriminator), or
-      None.
-    last_saved: the newest saved step, or None.
-    pending: chunk metrics since the last log line.
-    still_owned: False once another process took the workdir over; checked
-      before every write (``check_owner``).
+  Args:
+    configs: experiment configs (equal ``run_config.packing_key`` if more
+      than one).
+    workdirs: one per config, all at the same step.
+    stop: the stop-signal handler in effect.
+    mode: the packed form (``packed.PACKED_MODES``, resolved), or None for
+      a single run's own program.
+    still_owned: as for ``train_and_evaluate``.
+
+  Returns:
+    The runs, each with its final state and ``error`` (None if it trained
+    and was evaluated).
+
+  Raises:
+    TrainingInterrupted: a stop signal; every live run's last finished step
+      was saved.
+    RunTakenOver: a single run was taken over.
   """
-  config: ml_collections.ConfigDict
-  workdir: str
-  checkpointer: Checkpointer
-  writer: MetricWriter
-  snapshots: SnapshotWriter
-  watch: Optional[Any]
-  last_saved: Optional[int]
-  pending: list = dataclasses.field(default_factory=list)
-  still_owned: Callable[[str], bool] = _always_owned
-
-  @classmethod
-  def open(cls, config, workdir: str, dataset, step_config,
-           still_owned: Callable[[str], bool] = _always_owned):
-    """``(state, recorder)``: ``open_run`` plus the image writer and watch."""
-    state, checkpointer, writer = open_run(config, workdir, dataset,
-                                           step_config)
-    aux = step_config.auxiliary
-    watch = (aux.make_watch(config)
-             if aux is not None and aux.make_watch is not None else None)
-    snapshots = SnapshotWriter(
-        dataset.sample_observations(8,
-                                    np.random.RandomState(config.eval_seed)),
-        os.path.join(workdir, "images"))
-    return state, cls(config=config, workdir=workdir,
-                      checkpointer=checkpointer, writer=writer,
-                      snapshots=snapshots, watch=watch,
-                      last_saved=checkpointer.latest_step(),
-                      still_owned=still_owned)
-
-  def check_owner(self, step: int) -> None:
-    """Raises ``RunTakenOver`` if another process took the workdir over."""
-    if not self.still_owned(self.workdir):
-      raise RunTakenOver(
-          f"{self.workdir}: another process took this run over (its sweep "
-          f"claim) while this one was at step {step}; stopped without "
-          f"writing anything more there.")
-
-  def save(self, state: TrainState) -> None:
-    self.check_owner(int(state.step))
-    self.checkpointer.save(state)
-    self.last_saved = int(state.step)
-
-  def record(self, step: int, state: TrainState, networks,
-             steps_per_second: float) -> None:
-    """Writes the log line, checkpoint and images due at ``step``.
-
-    Args:
-      step: the step just finished.
-      state: the host copy of the run's state at ``step``.
-      networks: the VAE networks (for the images).
-      steps_per_second: the progress bar's rate (logged if finite).
-    """
-    config = self.config
-    self.check_owner(step)
-    if step % config.log_every_steps == 0 or step == config.num_steps:
-      scalars = scalar_summary(self.pending)
-      if np.isfinite(steps_per_second):  # Unknown until two chunks ran.
-        scalars["steps_per_second"] = steps_per_second
-      self.writer.write_scalars(step, scalars)
-      self.pending = []
-      warning = self.watch(step, scalars) if self.watch is not None else None
-      if warning:
-        logging.warning("%s step %d: %s", self.workdir, step, warning)
-        self.writer.write_text(step, "warnings", warning)
-    if step % config.checkpoint_every_steps == 0:
-      self.save(state)
-    if step % config.image_every_steps == 0 or step == config.num_steps:
-      pictures = self.snapshots.write(
-          TrainedModel(networks, state.vae_params, step), step)
-      self.writer.write_images(step, pictures)
-
-
-def _train_and_evaluate(config, workdir, stop: StopSignals,
-                        still_owned: Callable[[str], bool]) -> TrainState:
   start_time = time.monotonic()
-  workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
+  workdirs = [os.path.abspath(w) for w in workdirs]
+  base = configs[0]
   num_devices = jax.local_device_count()
-  run_config.validate(config, num_devices)
-
-  dataset = data_lib.make_dataset(config.data)
+  for config in configs:
+    run_config.validate(config, num_devices)
+  dataset = data_lib.make_dataset(base.data)
   logging.info("Data: %s", dataset.source)
-  step_config = build_step_config(config, dataset.observation_shape)
-  state, recorder = RunRecorder.open(config, workdir, dataset, step_config,
-                                     still_owned)
-  checkpointer, writer = recorder.checkpointer, recorder.writer
+  step_config = build_step_config(base, dataset.observation_shape)
+  runs = _open_runs(configs, workdirs, dataset, step_config,
+                    still_owned or _always_owned)
   try:
-    host_state = _train(config, dataset, step_config, state, recorder, stop,
-                        start_time)
-    if config.final_eval:
-      try:
-        results = evaluation.evaluate_state(
-            config, step_config.networks.encoder,
-            host_state.vae_params["encoder"], dataset, int(host_state.step),
-            sizes=config.final_eval_sizes,
-            metric_names=config.final_eval_metrics,
-            should_stop=lambda: stop.requested)
-      except evaluation.EvaluationInterrupted:
-        raise TrainingInterrupted(
-            f"{stop.signal_name}: stopped the final evaluation. Training is "
-            f"complete and saved (step {int(host_state.step)} in "
-            f"{checkpointer.directory}); evaluate it with python -m "
-            f"experiments.evaluate --workdir={workdir}") from None
-      recorder.check_owner(int(host_state.step))
-      evaluation.write_results(results, workdir)
-      writer.write_scalars(int(host_state.step),
-                           numeric_scores(results["scores"], "final/"))
-      print(evaluation.format_table(results))
+    if mode is None:
+      program = _solo_program(base, dataset, step_config, runs[0].state)
+    else:
+      program = _packed_program(base, dataset, step_config, mode)
+    _train(base, runs, dataset, step_config, program, stop, start_time)
+    if base.final_eval:
+      _evaluate_final(runs, dataset, step_config, stop)
   finally:
-    writer.close()
-  return host_state
+    for r in runs:
+      r.writer.close()
+  if len(runs) == 1 and isinstance(runs[0].error, RunTakenOver):
+    raise runs[0].error
+  return runs
 
 
-def _train(config, dataset, step_config, state, recorder: RunRecorder,
-           stop: StopSignals, start_time: float) -> TrainState:
-  """The training loop proper: chunks of steps until done or stopped."""
-  start_step = int(state.step)
-  checkpointer, writer = recorder.checkpointer, recorder.writer
-  shown = step_config.objective.progress_metrics
-
-  local_batch = config.batch_size // jax.local_device_count()
-  compiled = {}
-  host_batches = None
-  if config.data.get("on_device", True):
-    device_arrays = replicate(dataset.device_arrays())
-  else:
-    # The arrays stay on the host; each chunk's batches are drawn there.
-    host_batches = HostBatches(dataset, step_config, config.batch_size,
-                               jax.local_device_count(), state.rng)
-
-  def run_chunk(num_steps, state, step):
-    if num_steps not in compiled:
-      if host_batches is None:
-        fn = functools.partial(train_steps, step_config,
-                               dataset.sample_device_batch, local_batch,
-                               num_steps)
-      else:
-        fn = functools.partial(train_steps_on_batches, step_config, num_steps)
-      compiled[num_steps] = jax.pmap(fn, axis_name=AXIS_NAME,
-                                     donate_argnums=(0,))
-    if host_batches is None:
-      return compiled[num_steps](state, device_arrays)
-    batches = host_batches.get(step, num_steps)
-    # Drawn on the host while the device runs this chunk.
-    host_batches.prefetch(step + num_steps,
-                          min(config.steps_per_dispatch,
-                              config.num_steps - step - num_steps))
-    return compiled[num_steps](state, batches)
-
-  device_state = replicate(state)
-  progress = ProgressBar(config.num_steps, initial_step=start_step)
-  step = start_step
-  host_state = state
-
-  def evaluate_now(s) -> bool:
-    """Periodic evaluation; False if a stop signal cut it short."""
-    try:
-      scores = evaluation.evaluate_state(
-          config, step_config.networks.encoder, s.vae_params["encoder"],
-          dataset, int(s.step), sizes=config.periodic_eval_sizes,
-          metric_names=config.periodic_eval_metrics,
-          should_stop=lambda: stop.requested)
-    except evaluation.EvaluationInterrupted:
-      return False
-    writer.write_scalars(int(s.step), numeric_scores(scores["scores"], "eval/"))
-    return True
-
+def _open_runs(configs, workdirs, dataset, step_config,
+               still_owned) -> list[RunRecorder]:
+  """Opens every run; all must be at the same step."""
+  runs = []
   try:
-    while step < config.num_steps and not stop.requested:
-      chunk = min(config.steps_per_dispatch, config.num_steps - step)
-      if step == start_step:
-        logging.info("Compiling the train step (%d steps per dispatch); a "
-                     "stop signal now takes effect after its first run.",
-                     chunk)
-      # The old state's buffers are donated; on a NaN nothing of the new one
-      # is ever saved.
-      device_state, metrics = run_chunk(chunk, device_state, step)
+    for config, workdir in zip(configs, workdirs):
+      os.makedirs(workdir, exist_ok=True)
+      runs.append(RunRecorder.open(config, workdir, dataset, step_config,
+                                   still_owned))
+    steps = sorted({int(r.state.step) for r in runs})
+    if len(steps) > 1:
+      raise errors.InvalidValueError(
+          f"the runs are at different steps ({steps}); a pack advances all "
+          f"its runs together, so pack runs at the same step (the sweep "
+          f"runner groups them so) or train them one by one.")
+  except BaseException:
+    for r in runs:
+      r.checkpointer.close()
+      r.writer.close()
+    raise
+  return runs
+
+
+def _train(base, runs: list[RunRecorder], dataset, step_config,
+           program: _Program, stop: StopSignals, start_time: float) -> None:
+  """Chunks of steps for every run until done or stopped."""
+  start_step = int(runs[0].state.step)
+  num_steps = base.num_steps
+  shown = step_config.objective.progress_metrics
+  n = len(runs)
+  compiled = {}
+  device_state = replicate(program.stack([r.state for r in runs]))
+  progress = ProgressBar(num_steps, initial_step=start_step)
+  step = start_step
+  try:
+    while (step < num_steps and not stop.requested and
+           any(r.live for r in runs)):
+      chunk = min(base.steps_per_dispatch, num_steps - step)
+      if chunk not in compiled:
+        if step == start_step:
+          logging.info("Compiling the train step%s (%d runs, %d steps per "
+                       "dispatch); a stop signal now takes effect after its "
+                       "first run.", program.description, n, chunk)
+        compiled[chunk] = program.make_chunk(chunk)
+      # The old state's buffers are donated; a run whose metrics are not
+      # finite is failed before anything of its new state is saved.
+      device_state, metrics = compiled[chunk](device_state, step)
       metrics = _host_metrics(metrics)
-      problem = first_non_finite(metrics, step)
-      if problem is not None:
-        raise NonFiniteLossError(
-            f"Training diverged at {problem}. Nothing after step {step} was "
-            f"saved; the last good checkpoint is step {recorder.last_saved} "
-            f"in {checkpointer.directory}. Lower the learning rates "
-            f"(config.optim.*_learning_rate) or the regulariser weight, or "
-            f"change config.seed, and run again in a new workdir (or delete "
-            f"the checkpoints after {recorder.last_saved}).")
+      for i, r in enumerate(runs):
+        if not r.live:
+          continue
+        own = program.run_metrics(metrics, i)
+        problem = first_non_finite(own, step)
+        if problem is None:
+          r.pending.append(own)
+        elif r.owned(step):
+          r.fail(problem, step, n)
       if step == start_step:
         # Startup cost (data, init, compilation) is what a sweep of short
         # runs pays per model; make it visible.
-        logging.info("First %d steps done %.1f s after start (data, init and "
-                     "compilation included).", chunk,
+        what = f"{chunk} steps" if n == 1 else f"{chunk} steps of {n} runs"
+        logging.info("First %s done %.1f s after start (data, init and "
+                     "compilation included).", what,
                      time.monotonic() - start_time)
       step += chunk
-      recorder.check_owner(step)  # Between chunks: a stall may have lost it.
-      recorder.pending.append(metrics)
-      progress.update(step, {k: float(v[-1]) for k, v in metrics.items()
-                             if v.ndim == 1 and k in shown})
-      if not needs_host(config, step):
-        continue
-      host_state = unreplicate(device_state)
-      recorder.record(step, host_state, step_config.networks,
-                      progress.steps_per_second())
-      if config.eval_every_steps and step % config.eval_every_steps == 0:
-        evaluate_now(host_state)
-    # Finished or stopped: the device state is consistent after every chunk.
-    host_state = unreplicate(device_state)
-    if int(host_state.step) > start_step or recorder.last_saved is not None:
-      recorder.save(host_state)
+      for r in runs:  # Between chunks: a stall may have lost a run.
+        r.owned(step)
+      live = [i for i, r in enumerate(runs) if r.live]
+      progress.update(step, {
+          k: float(np.mean([program.run_metrics(metrics, i)[k][-1]
+                            for i in live]))
+          for k in metrics if k in shown and live and
+          program.run_metrics(metrics, live[0])[k].ndim == 1})
+      if needs_host(base, step):
+        _on_host(base, runs, program.unstack(unreplicate(device_state)),
+                 step, progress, step_config, dataset, stop)
+    # Finished or stopped: every live run is saved at its last step.
+    for r, state in zip(runs, program.unstack(unreplicate(device_state))):
+      if r.live and r.owned(step):
+        r.state = state
+        if int(state.step) > start_step or r.last_saved is not None:
+          r.save(state, n)
   finally:
     progress.close()
-    if host_batches is not None:
-      host_batches.close()
-    checkpointer.close()  # Waits for the pending asynchronous save.
+    program.close()
+    for r in runs:
+      r.checkpointer.close()  # Waits for the pending asynchronous saves.
   if stop.requested:
-    writer.flush()
-    if int(host_state.step) == start_step and recorder.last_saved is None:
-      where = "no step had run, so there is nothing to resume from yet"
+    for r in runs:
+      r.writer.flush()
+    if n == 1:
+      r = runs[0]
+      if int(r.state.step) == start_step and r.last_saved is None:
+        where = "no step had run, so there is nothing to resume from yet"
+      else:
+        where = f"the checkpoint is in {r.checkpointer.directory}"
+      message = (f"{stop.signal_name}: stopped at step {int(r.state.step)} "
+                 f"of {num_steps}; {where}. Run the same command again to "
+                 f"resume.")
     else:
-      where = f"the checkpoint is in {checkpointer.directory}"
-    message = (f"{stop.signal_name}: stopped at step {int(host_state.step)} "
-               f"of {config.num_steps}; {where}. Run the same command again "
-               f"to resume.")
+      message = (f"{stop.signal_name}: stopped {n} packed runs at step "
+                 f"{step} of {num_steps}; their checkpoints are in "
+                 f"{', '.join(r.workdir for r in runs)}. Run the same "
+                 f"command again to resume.")
     logging.warning(message)
     raise TrainingInterrupted(message)
-  return host_state
+
+
+def _on_host(config, runs: list[RunRecorder], states: list, step: int,
+             progress: ProgressBar, step_config, dataset,
+             stop: StopSignals) -> None:
+  """Per run: log, checkpoint, images and periodic evaluation at ``step``."""
+  for r, state in zip(runs, states):
+    if r.live and r.owned(step):
+      r.record(step, state, step_config.networks,
+               progress.steps_per_second(), len(runs))
+  if (config.eval_every_steps and step % config.eval_every_steps == 0 and
+      not stop.requested):
+    live = [r for r in runs if r.live]
+    if not live:
+      return
+
+    def write(k, results):
+      live[k].writer.write_scalars(
+          step, numeric_scores(results["scores"], "eval/"))
+
+    try:
+      _evaluate(live, dataset, step_config, config.periodic_eval_sizes,
+                config.periodic_eval_metrics, stop, write)
+    except evaluation.EvaluationInterrupted:
+      pass
+
+
+def _evaluate(runs: list[RunRecorder], dataset, step_config, sizes: str,
+              metric_names, stop: StopSignals, on_result) -> None:
+  """One evaluation of the runs' latest states, encoded together."""
+  evaluation.evaluate_states(
+      [r.config for r in runs], step_config.networks.encoder,
+      jax.tree.map(lambda *leaves: np.stack(leaves),
+                   *[r.state.vae_params["encoder"] for r in runs]),
+      dataset, [int(r.state.step) for r in runs], sizes=sizes,
+      metric_names=metric_names, should_stop=lambda: stop.requested,
+      on_result=on_result)
+
+
+def _evaluate_final(runs: list[RunRecorder], dataset, step_config,
+                    stop: StopSignals) -> None:
+  """The final evaluation of every run that trained to the end."""
+  live = [r for r in runs if r.live]
+  if not live:
+    return
+  done = []
+
+  def write(k, results):
+    r = live[k]
+    if not r.owned(results["checkpoint_step"]):
+      return
+    evaluation.write_results(results, r.workdir)
+    r.writer.write_scalars(results["checkpoint_step"],
+                           numeric_scores(results["scores"], "final/"))
+    table = evaluation.format_table(results)
+    if len(runs) == 1:
+      print(table)
+    else:
+      logging.info("%s:\n%s", r.workdir, table)
+    done.append(k)
+
+  try:
+    _evaluate(live, dataset, step_config, live[0].config.final_eval_sizes,
+              live[0].config.final_eval_metrics, stop, write)
+  except evaluation.EvaluationInterrupted:
+    left = [r for k, r in enumerate(live) if k not in done]
+    raise TrainingInterrupted(
+        f"{stop.signal_name}: stopped the final evaluation of "
+        f"{', '.join(r.workdir for r in left)}. Training is complete and "
+        f"saved (step {int(left[0].state.step)}); run the same command "
+        f"again, or evaluate with python -m experiments.evaluate "
+        f"--workdir={left[0].workdir}") from None

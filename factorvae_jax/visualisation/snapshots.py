@@ -1,15 +1,15 @@
 """Reconstruction and traversal pictures of a model on a fixed set of images.
 
-Written during training (``images/reconstructions_<step>.png`` and
-``images/traversals_<step>.png``) so a run can be judged by eye as it goes.
+Written into the run's image folder during training (kinds
+``reconstructions`` and ``traversals``, one PNG per kind and step;
+``utils.run_dir.image_path``) so a run can be judged by eye as it goes.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from factorvae_jax.utils import run_dir
 from factorvae_jax.visualisation import grids
 
 
@@ -18,14 +18,15 @@ class SnapshotWriter:
 
   Args:
     images: the fixed inputs, float [N, H, W, C] in [0, 1].
-    directory: where the PNGs go (created if missing).
+    workdir: the run whose image folder the PNGs go to (created if
+      missing).
     num_traversed: how many of the images get a traversal grid.
   """
 
-  def __init__(self, images: np.ndarray, directory: str,
+  def __init__(self, images: np.ndarray, workdir: str,
                num_traversed: int = 3):
     self._images = np.asarray(images, np.float32)
-    self._directory = directory
+    self._workdir = workdir
     self._num_traversed = num_traversed
 
   def write(self, model, step: int) -> dict[str, np.ndarray]:
@@ -47,6 +48,5 @@ class SnapshotWriter:
         kl_per_dim=model.kl_per_dim(self._images))
     pictures = {"reconstructions": recon_grid, "traversals": traversal_grid}
     for name, grid in pictures.items():
-      grids.save_png(os.path.join(self._directory, f"{name}_{step:08d}.png"),
-                     grid)
+      grids.save_png(run_dir.image_path(self._workdir, name, step), grid)
     return pictures
