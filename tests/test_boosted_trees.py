@@ -202,3 +202,41 @@ def test_equal_to_sklearn_on_blocks_of_near_equal_values():
                 (group >= 3).astype(int)], axis=1)
   assert_equal_to_sklearn(x[:300], y[:300], x[300:], y[300:],
                           num_stages=40, random_state=3)
+
+
+def test_downstream_boosted_trees_with_numba_equal_sklearns():
+  from factorvae_jax.metrics import downstream  # pylint: disable=g-import-not-at-top
+  rng = np.random.RandomState(5)
+  # dSprites-like factors; at 10 and 100 training points most of the 40
+  # and 32 classes are missing from the training set (and the test set
+  # holds classes the trees never saw).
+  num_values = (3, 6, 40)
+  for num_train in (10, 100, 600):
+    codes = rng.randn(num_train + 300, 4)
+    factors = np.stack([rng.randint(n, size=len(codes)) for n in num_values],
+                       axis=1)
+    codes[:, 0] += factors[:, 0]
+    args = (codes[:num_train], factors[:num_train], codes[num_train:],
+            factors[num_train:])
+    got = downstream.factor_accuracies(*args, predictor="gradient_boosting",
+                                       predictor_seed=3,
+                                       boosted_trees_backend="numba")
+    want = downstream.factor_accuracies(*args, predictor="gradient_boosting",
+                                        predictor_seed=3,
+                                        boosted_trees_backend="sklearn")
+    assert got == want, num_train
+
+
+def test_fairness_with_numba_trees_equals_sklearns():
+  from factorvae_jax.metrics import fairness_metric  # pylint: disable=g-import-not-at-top
+  from tests import test_metrics  # pylint: disable=g-import-not-at-top
+  kwargs = dict(num_train=300, num_test_points_per_class=20,
+                predictor="gradient_boosting", predictor_seed=1, n_jobs=1)
+  results = {
+      backend: fairness_metric.fairness(
+          test_metrics.ToyData(noise=0.3), test_metrics.noisy_rep, 0,
+          boosted_trees_backend=backend, **kwargs)
+      for backend in ("numba", "sklearn")}
+  assert results["numba"] == results["sklearn"]
+  # Not vacuous: the classifiers are unfair to some pair of factors.
+  assert results["sklearn"]["mean_fairness:mean_pred:mean_sens"] > 0

@@ -56,6 +56,7 @@ compiles for about 10-20 s and caches the result on disk).
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 
 from numba import njit
@@ -661,17 +662,63 @@ def tree_seeds(num_columns_per_factor, num_stages: int, random_state
   return seeds
 
 
-def fit_gradient_boosting(codes_train, factors_train, codes_test,
-                          factors_test, num_stages: int = NUM_STAGES,
-                          random_state=0, num_threads: int | None = None):
+@dataclasses.dataclass
+class BoostedTrees:
+  """One fitted ``GradientBoostingClassifier()`` per factor (``fit_trees``).
+
+  Attributes:
+    classes: per factor, its class values (sorted, as sklearn's
+      ``classes_``).
+    importance: float64 [num_codes, num_factors]; column ``k`` is factor
+      ``k``'s model's ``feature_importances_``.
+    raw_train: float64 [num_columns, num_train] raw scores of the training
+      points (the columns of factor ``k``: one if it has 2 classes, else one
+      per class).
+    num_threads: threads for ``predict``.
+  """
+  classes: list
+  importance: np.ndarray
+  raw_train: np.ndarray
+  first: np.ndarray
+  width: np.ndarray
+  binary: list
+  raw_init: np.ndarray
+  trees: tuple  # node_feature, node_threshold, node_left, node_right, value
+  num_threads: int
+
+  def classes_of(self, raw: np.ndarray, factor: int) -> np.ndarray:
+    """Predicted classes from the raw scores of ``factor``'s columns, as
+    sklearn's ``predict`` (ties go to the first class)."""
+    scores = raw[self.first[factor]:self.first[factor] + self.width[factor]]
+    if self.binary[factor]:
+      predicted = (scores[0] >= 0).astype(int)
+    else:
+      predicted = np.argmax(scores, axis=0)
+    return self.classes[factor][predicted]
+
+  def predict(self, codes, factor: int) -> np.ndarray:
+    """``factor``'s model's ``predict(codes)``: its class of every point."""
+    x = np.ascontiguousarray(codes, np.float32)
+    columns = np.arange(self.first[factor],
+                        self.first[factor] + self.width[factor])
+    raw = np.empty((len(self.raw_init), len(x)), np.float64)
+    threads = max(1, min(self.num_threads, len(columns)))
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+      list(pool.map(lambda chosen: _predict(chosen, x, self.raw_init,
+                                            *self.trees, raw),
+                    [columns[i::threads] for i in range(threads)]))
+    return self.classes_of(raw, factor)
+
+
+def fit_trees(codes_train, factors_train, num_stages: int = NUM_STAGES,
+              random_state=0, num_threads: int | None = None
+              ) -> BoostedTrees:
   """Fits sklearn's ``GradientBoostingClassifier()`` once per factor.
 
   Args:
     codes_train: float [num_train, num_codes].
     factors_train: int [num_train, num_factors]; each factor needs at least
       two classes.
-    codes_test: float [num_test, num_codes].
-    factors_test: int [num_test, num_factors].
     num_stages: boosting stages (sklearn's ``n_estimators``; dlib: 100).
     random_state: each classifier's ``random_state`` (int, ``None`` or a
       ``RandomState``, as sklearn takes it); it decides which of equally good
@@ -680,16 +727,12 @@ def fit_gradient_boosting(codes_train, factors_train, codes_test,
       the result does not depend on it.
 
   Returns:
-    ``(importance, train_accuracy, test_accuracy)``: float64
-    [num_codes, num_factors] (column ``k`` is factor ``k``'s model's
-    ``feature_importances_``) and float64 [num_factors] twice.
+    The fitted ``BoostedTrees``.
   """
   if num_threads is None:
     num_threads = os.cpu_count() or 1
   x_train = np.ascontiguousarray(codes_train, np.float32)
-  x_test = np.ascontiguousarray(codes_test, np.float32)
   factors_train = np.asarray(factors_train)
-  factors_test = np.asarray(factors_test)
   num_train, num_features = x_train.shape
   num_factors = factors_train.shape[1]
 
@@ -756,13 +799,8 @@ def fit_gradient_boosting(codes_train, factors_train, codes_test,
           node_feature[stage], node_threshold[stage], node_left[stage],
           node_right[stage], node_value[stage], node_count[stage],
           importance[stage], raw_train)
-    raw_test = np.empty((num_columns, len(x_test)), np.float64)
-    run(_predict, column_sets, x_test, raw_init, node_feature,
-        node_threshold, node_left, node_right, node_value, raw_test)
 
   per_factor = np.zeros((num_features, num_factors))
-  train_accuracy = np.zeros(num_factors)
-  test_accuracy = np.zeros(num_factors)
   for j in range(num_factors):
     columns = slice(first[j], first[j] + width[j])
     # feature_importances_: the mean over the trees that split (stage by
@@ -772,14 +810,39 @@ def fit_gradient_boosting(codes_train, factors_train, codes_test,
       trees = importance[:, columns].reshape(-1, num_features)[split]
       mean = np.mean(trees, axis=0, dtype=np.float64)
       per_factor[:, j] = mean / np.sum(mean)
-    for raw, factors, accuracy in ((raw_train, factors_train, train_accuracy),
-                                   (raw_test, factors_test, test_accuracy)):
-      scores = raw[columns]
-      if binary[j]:
-        predicted = (scores[0] >= 0).astype(int)
-      else:
-        predicted = np.argmax(scores, axis=0)
-      accuracy[j] = np.mean(classes[j][predicted] == factors[:, j])
-  return per_factor, train_accuracy, test_accuracy
+  return BoostedTrees(
+      classes=classes, importance=per_factor, raw_train=raw_train,
+      first=first, width=width, binary=binary, raw_init=raw_init,
+      trees=(node_feature, node_threshold, node_left, node_right,
+             node_value), num_threads=threads)
 
 
+def fit_gradient_boosting(codes_train, factors_train, codes_test,
+                          factors_test, num_stages: int = NUM_STAGES,
+                          random_state=0, num_threads: int | None = None):
+  """DCI's fits: ``fit_trees``, with the train and test accuracies.
+
+  Args:
+    codes_train, factors_train, num_stages, random_state, num_threads: as
+      for ``fit_trees``.
+    codes_test: float [num_test, num_codes].
+    factors_test: int [num_test, num_factors].
+
+  Returns:
+    ``(importance, train_accuracy, test_accuracy)``: float64
+    [num_codes, num_factors] (column ``k`` is factor ``k``'s model's
+    ``feature_importances_``) and float64 [num_factors] twice.
+  """
+  model = fit_trees(codes_train, factors_train, num_stages, random_state,
+                    num_threads)
+  factors_train = np.asarray(factors_train)
+  factors_test = np.asarray(factors_test)
+  num_factors = factors_train.shape[1]
+  train_accuracy = np.zeros(num_factors)
+  test_accuracy = np.zeros(num_factors)
+  for j in range(num_factors):
+    train_accuracy[j] = np.mean(
+        model.classes_of(model.raw_train, j) == factors_train[:, j])
+    test_accuracy[j] = np.mean(model.predict(codes_test, j) ==
+                               factors_test[:, j])
+  return model.importance, train_accuracy, test_accuracy

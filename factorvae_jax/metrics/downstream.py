@@ -143,7 +143,8 @@ def accuracy_scores(train_size: int, train_accuracy: Sequence[float],
 def factor_accuracies(codes_train, factors_train, codes_test, factors_test,
                       predictor: str = "logistic_regression_cv",
                       predictor_seed: int | None = 0,
-                      n_jobs: int | None = -1
+                      n_jobs: int | None = -1,
+                      boosted_trees_backend: str = "sklearn"
                       ) -> tuple[list[float], list[float]]:
   """Per-factor train and test accuracy of one classifier per factor.
 
@@ -154,6 +155,10 @@ def factor_accuracies(codes_train, factors_train, codes_test, factors_test,
     predictor_seed: the boosted trees' ``random_state``.
     n_jobs: parallel fits, one per factor (joblib convention); changes no
       result.
+    boosted_trees_backend: who fits the ``"gradient_boosting"`` predictor:
+      a DCI backend (``supervised.dci_importance_matrix``: "sklearn", the
+      reference; "numba", sklearn's arithmetic compiled, the same trees and
+      accuracies; "jax"; "auto").
 
   Returns:
     ``(train accuracies, test accuracies)``, one float per factor.
@@ -172,6 +177,12 @@ def factor_accuracies(codes_train, factors_train, codes_test, factors_test,
   supervised._check_classifiable(  # pylint: disable=protected-access
       f"downstream task ({predictor}, {len(codes_train)} training points)",
       factors_train)
+  if predictor == "gradient_boosting":
+    # The same GradientBoostingClassifier(random_state) per factor as DCI's.
+    _, train, test = supervised.dci_importance_matrix(
+        codes_train, factors_train, codes_test, factors_test, n_jobs=n_jobs,
+        random_state=predictor_seed, backend=boosted_trees_backend)
+    return [float(a) for a in train], [float(a) for a in test]
   tasks = [(predictor, predictor_seed, codes_train, factors_train[:, k],
             codes_test, factors_test[:, k])
            for k in range(factors_train.shape[1])]
@@ -188,7 +199,9 @@ def downstream_task(data, representation_fn, random_state,
                     predictor: str = "logistic_regression_cv",
                     predictor_seed: int | None = 0,
                     chunk_size: int = sampling.DEFAULT_CHUNK_SIZE,
-                    n_jobs: int | None = -1) -> dict[str, float]:
+                    n_jobs: int | None = -1,
+                    boosted_trees_backend: str = "sklearn"
+                    ) -> dict[str, float]:
   """dlib's downstream classification task on a representation.
 
   For each training set size ``n`` in ``num_train`` (in that order), draws
@@ -208,6 +221,8 @@ def downstream_task(data, representation_fn, random_state,
       module docstring).
     chunk_size: observations per ``representation_fn`` call (not in dlib).
     n_jobs: parallel per-factor fits (not in dlib; changes no result).
+    boosted_trees_backend: as in ``factor_accuracies`` (the suite passes
+      its ``dci_backend``).
 
   Returns:
     dlib's keys for every size (``accuracy_scores``), e.g.
@@ -231,6 +246,6 @@ def downstream_task(data, representation_fn, random_state,
                                              chunk_size)
     train_accuracy, test_accuracy = factor_accuracies(
         *train, *test, predictor=predictor, predictor_seed=predictor_seed,
-        n_jobs=n_jobs)
+        n_jobs=n_jobs, boosted_trees_backend=boosted_trees_backend)
     scores.update(accuracy_scores(size, train_accuracy, test_accuracy))
   return scores

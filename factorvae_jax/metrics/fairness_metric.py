@@ -109,7 +109,8 @@ def fairness(data, representation_fn, random_state, num_train: int = 10000,
              predictor: str = "gradient_boosting",
              predictor_seed: int | None = 0,
              chunk_size: int = sampling.DEFAULT_CHUNK_SIZE,
-             n_jobs: int | None = -1) -> dict[str, float]:
+             n_jobs: int | None = -1,
+             boosted_trees_backend: str = "sklearn") -> dict[str, float]:
   """dlib's fairness metric (``fairness.compute_fairness``).
 
   See the module docstring for the definition.
@@ -132,6 +133,11 @@ def fairness(data, representation_fn, random_state, num_train: int = 10000,
     n_jobs: parallel classifier fits, one per target factor (joblib
       convention; not in dlib, and it changes no result: fitting draws
       nothing from ``random_state``).
+    boosted_trees_backend: who fits the ``"gradient_boosting"`` predictor:
+      "sklearn" (the reference), "numba" (``boosted_trees.fit_trees``:
+      sklearn's arithmetic compiled, the same trees and predictions) or
+      "auto" (``supervised.auto_dci_backend``; its "jax" has no predictor,
+      so sklearn fits then).
 
   Returns:
     ``fairness_scores`` of the mean and the max fairness matrices: keys
@@ -161,13 +167,11 @@ def fairness(data, representation_fn, random_state, num_train: int = 10000,
   # dlib fits target i's classifier just before its interventions; fitting
   # draws nothing from the random state, so all are fitted first, in
   # parallel, and the draws below keep dlib's order.
-  models = supervised._map_parallel(  # pylint: disable=protected-access
-      downstream.fit_predictor,
-      [(predictor, codes, factors[:, i], predictor_seed)
-       for i in range(num_factors)], n_jobs, costs=num_values)
+  predict = _fit_predictors(codes, factors, predictor, predictor_seed,
+                            n_jobs, boosted_trees_backend, num_values)
   mean_matrix = np.zeros((num_factors, num_factors))
   max_matrix = np.zeros((num_factors, num_factors))
-  for i, model in enumerate(models):
+  for i in range(num_factors):
     for j in range(num_factors):
       if i == j:
         continue
@@ -180,7 +184,7 @@ def fairness(data, representation_fn, random_state, num_train: int = 10000,
             data.sample_observations_from_factors(intervened, rs))
       # Encoding consumes no random draw, so the classes' observations are
       # encoded together instead of one class at a time.
-      predictions = model.predict(sampling.encode(
+      predictions = predict(i, sampling.encode(
           representation_fn, np.concatenate(observations), chunk_size))
       counts = np.stack(
           [np.bincount(p, minlength=num_values[i])
@@ -188,3 +192,22 @@ def fairness(data, representation_fn, random_state, num_train: int = 10000,
       mean_matrix[i, j], max_matrix[i, j] = inter_group_fairness(counts)
   return {**fairness_scores(mean_matrix, "mean_fairness"),
           **fairness_scores(max_matrix, "max_fairness")}
+
+
+def _fit_predictors(codes, factors, predictor: str, predictor_seed, n_jobs,
+                    backend: str, num_values):
+  """``predict(i, codes)``: the classes target ``i``'s classifier predicts."""
+  if backend == "auto":
+    backend = supervised.auto_dci_backend()
+  if predictor == "gradient_boosting" and backend == "numba":
+    # Imported here: numba is needed only by this backend.
+    from factorvae_jax.metrics import boosted_trees  # pylint: disable=import-outside-toplevel
+    trees = boosted_trees.fit_trees(
+        codes, factors, random_state=predictor_seed,
+        num_threads=supervised._num_threads(n_jobs))  # pylint: disable=protected-access
+    return lambda i, x: trees.predict(x, i)
+  models = supervised._map_parallel(  # pylint: disable=protected-access
+      downstream.fit_predictor,
+      [(predictor, codes, factors[:, i], predictor_seed)
+       for i in range(factors.shape[1])], n_jobs, costs=num_values)
+  return lambda i, x: models[i].predict(x)

@@ -158,7 +158,8 @@ def _downstream_runner(name: str, predictor: str):
         np.random.RandomState(inputs.seed),
         batch_size=inputs.options["sample_batch_size"], predictor=predictor,
         predictor_seed=inputs.seed, chunk_size=inputs.options["chunk_size"],
-        n_jobs=inputs.options["n_jobs"], **inputs.sizes))
+        n_jobs=inputs.options["n_jobs"],
+        boosted_trees_backend=inputs.options["dci_backend"], **inputs.sizes))
   return run
 
 
@@ -169,7 +170,8 @@ def _run_fairness(inputs: MetricInputs) -> dict:
       batch_size=inputs.options["sample_batch_size"],
       predictor="gradient_boosting", predictor_seed=inputs.seed,
       chunk_size=inputs.options["chunk_size"],
-      n_jobs=inputs.options["n_jobs"], **inputs.sizes))
+      n_jobs=inputs.options["n_jobs"],
+      boosted_trees_backend=inputs.options["dci_backend"], **inputs.sizes))
 
 
 def _run_udr(inputs: MetricInputs) -> dict:
