@@ -194,9 +194,11 @@ class Setting:
     return rate
 
 
-def run_torch(script: str, steps: int, batch: int) -> float:
-  """Steps/s of the PyTorch reference (default arguments but --steps)."""
-  args = [sys.executable, script, "--steps", str(steps)]
+def run_torch(script: str, steps: int, batch: int,
+              python: str = sys.executable) -> float:
+  """Steps/s of the PyTorch reference (default arguments but --steps), run
+  by ``python`` (an interpreter with torch)."""
+  args = [python, script, "--steps", str(steps)]
   if batch != 64:  # The reference's default.
     args += ["--batch", str(batch)]
   out = subprocess.run(args, check=True, capture_output=True,
@@ -244,6 +246,9 @@ def main(argv=None):
                       "developers of this repository)")
   p.add_argument("--torch_steps", type=int, default=None,
                  help="steps per torch run (default: --steps)")
+  p.add_argument("--torch_python", default=sys.executable,
+                 help="python interpreter with torch installed (default: "
+                      "this one)")
   a = p.parse_args(argv)
 
   config = load_config(a.config)
@@ -273,7 +278,8 @@ def main(argv=None):
   if use_torch and not os.path.isfile(a.torch):
     p.error(f"--torch={a.torch}: no such file; give the path of the PyTorch "
             f"reference script")
-  if use_torch and importlib.util.find_spec("torch") is None:
+  if (use_torch and a.torch_python == sys.executable and
+      importlib.util.find_spec("torch") is None):
     print("# --torch: torch is not importable; skipping", flush=True)
     use_torch = False
   m = config.model
@@ -294,7 +300,7 @@ def main(argv=None):
       line.append(f"{s.measure(a.steps):.3f}")
     if use_torch:
       torch_runs.append(run_torch(a.torch, a.torch_steps or a.steps,
-                                  batch))
+                                  batch, a.torch_python))
       line.append(f"torch {torch_runs[-1]:.3f}")
     print(f"# round {r}: " + " ".join(line), flush=True)
 
