@@ -101,10 +101,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   # The final evaluation's default (None) is every metric of that table that
   # applies to the dataset (metrics.metric_names(dataset)), resolved when it
   # runs, so a metric added to the table joins it. UDR compares seeds:
-  # python -m experiments.udr. DCI's boosted trees still take minutes on a
-  # CPU, and the downstream tasks and fairness fit classifiers per factor,
-  # the boosted trees about as dear as DCI each (docs/metrics.md, "Cost"),
-  # so the periodic evaluation leaves them out.
+  # python -m experiments.udr. DCI, the downstream tasks and fairness fit
+  # boosted trees or classifiers per factor (seconds each on a CPU with
+  # numba even at the cheap sizes, repeated at every periodic evaluation;
+  # docs/performance.md), so the periodic evaluation leaves them out.
   config.final_eval_metrics = config_dict.placeholder(tuple)
   config.periodic_eval_metrics = metrics_registry.check_metric_names(
       ("mig", "sap", "modularity", "unsupervised", "beta_vae", "factor_vae"),

@@ -123,13 +123,10 @@ def get_dataset_spec(name: str) -> DatasetSpec:
   Raises:
     InvalidValueError: naming the bad value, the known ones and the fix.
   """
-  try:
-    return DATASETS[name.lower()]
-  except KeyError:
-    raise errors.InvalidValueError(
-        f"data.name={name!r} is not a known dataset; use one of "
-        f"{sorted(DATASETS)} (a new dataset needs its DatasetSpec in "
-        f"DATASETS, factorvae_jax/data/__init__.py).") from None
+  return errors.lookup(DATASETS, name.lower(), lambda: (
+      f"data.name={name!r} is not a known dataset; use one of "
+      f"{sorted(DATASETS)} (a new dataset needs its DatasetSpec in "
+      f"DATASETS, factorvae_jax/data/__init__.py)."))
 
 
 def make_dataset(data_config: Any) -> GroundTruthData:

@@ -65,7 +65,7 @@ def _mean_encoder(encoder, block: Optional[int]):
 
 
 def make_representation_fn(encoder, encoder_params,
-                           block: Optional[int] = -1):
+                           block: Optional[int] | str = "auto"):
   """numpy observations -> numpy mean codes, jitted on fixed-size chunks.
 
   Chunks are padded to one shape so the encoder compiles once whatever the
@@ -75,9 +75,9 @@ def make_representation_fn(encoder, encoder_params,
     encoder: the encoder module.
     encoder_params: its parameters.
     block: images per block inside a chunk's program (``_mean_encoder``);
-      -1: the platform's (``encode_block_size``), None: the whole chunk.
+      "auto": the platform's (``encode_block_size``), None: the whole chunk.
   """
-  block = encode_block_size() if block == -1 else block
+  block = encode_block_size() if block == "auto" else block
   encode = jax.jit(_mean_encoder(encoder, block))
   return lambda observations: encode_in_chunks(encode, encoder_params,
                                                observations, _ENCODE_CHUNK)

@@ -301,13 +301,9 @@ def get_metric(name: str) -> MetricSpec:
   Raises:
     InvalidValueError: naming the bad value, the known metrics and the fix.
   """
-  try:
-    return METRICS[name]
-  except KeyError:
-    raise errors.InvalidValueError(
-        f"metric {name!r} is unknown; choose one of {list(METRICS)}, or add "
-        f"its MetricSpec to METRICS in factorvae_jax/metrics/registry.py."
-    ) from None
+  return errors.lookup(METRICS, name, lambda: (
+      f"metric {name!r} is unknown; choose one of {list(METRICS)}, or add "
+      f"its MetricSpec to METRICS in factorvae_jax/metrics/registry.py."))
 
 
 def preset(name: str) -> dict[str, dict[str, int]]:

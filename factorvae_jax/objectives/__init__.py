@@ -36,13 +36,10 @@ def get_objective(name: str) -> base.Objective:
   Raises:
     InvalidValueError: naming the bad value, the known ones and the fix.
   """
-  try:
-    return OBJECTIVES[name]
-  except KeyError:
-    raise errors.InvalidValueError(
-        f"config.model.name={name!r} is not a known model; choose one of "
-        f"{sorted(OBJECTIVES)} (a new model needs its Objective in "
-        f"OBJECTIVES, factorvae_jax/objectives/__init__.py).") from None
+  return errors.lookup(OBJECTIVES, name, lambda: (
+      f"config.model.name={name!r} is not a known model; choose one of "
+      f"{sorted(OBJECTIVES)} (a new model needs its Objective in "
+      f"OBJECTIVES, factorvae_jax/objectives/__init__.py)."))
 
 
 def list_objectives() -> list[str]:

@@ -212,6 +212,7 @@ class RunRecorder:
     state: the newest host copy of its train state.
     error: what stopped this run alone (``NonFiniteLossError``,
       ``RunTakenOver``), or None while it trains.
+    pack_size: how many runs train together (for messages).
   """
   config: ml_collections.ConfigDict
   workdir: str
@@ -224,10 +225,12 @@ class RunRecorder:
   still_owned: Callable[[str], bool] = _always_owned
   state: Optional[TrainState] = None
   error: Optional[BaseException] = None
+  pack_size: int = 1
 
   @classmethod
   def open(cls, config, workdir: str, dataset, step_config,
-           still_owned: Callable[[str], bool] = _always_owned):
+           still_owned: Callable[[str], bool] = _always_owned,
+           pack_size: int = 1):
     """``open_run`` plus the image writer and the watch."""
     state, checkpointer, writer = open_run(config, workdir, dataset,
                                            step_config)
@@ -241,7 +244,7 @@ class RunRecorder:
     return cls(config=config, workdir=workdir, checkpointer=checkpointer,
                writer=writer, snapshots=snapshots, watch=watch,
                last_saved=checkpointer.latest_step(), still_owned=still_owned,
-               state=state)
+               state=state, pack_size=pack_size)
 
   @property
   def live(self) -> bool:
@@ -265,16 +268,23 @@ class RunRecorder:
         self.error = e
     return self.error is None
 
-  def fail(self, problem: str, step: int, pack_size: int) -> None:
+  def fail(self, problem: str, step: int, unsaved_from: int) -> None:
     """Stops this run as diverged and marks it failed in its workdir now,
-    whatever happens next (a signal, another run failing)."""
+    whatever happens next (a signal, another run failing).
+
+    Args:
+      problem: what went non-finite, and at which step.
+      step: the step it was detected at (recorded).
+      unsaved_from: the first step of which nothing may be saved.
+    """
     kept = (f"the last good checkpoint is step {self.last_saved} in "
             f"{self.checkpointer.directory}" if self.last_saved is not None
             else "no checkpoint had been saved")
-    others = " The other runs of the pack go on." if pack_size > 1 else ""
+    others = (" The other runs of the pack go on." if self.pack_size > 1
+              else "")
     self.error = NonFiniteLossError(
-        f"Training diverged at {problem}. Nothing after step {step} was "
-        f"saved; {kept}.{others} Lower the learning rates "
+        f"Training diverged at {problem}. Nothing from step {unsaved_from} "
+        f"on was saved; {kept}.{others} Lower the learning rates "
         f"(config.optim.*_learning_rate) or the regulariser weight, or "
         f"change config.seed, and run again in a new workdir (or delete the "
         f"checkpoints after {self.last_saved}).")
@@ -284,21 +294,28 @@ class RunRecorder:
                           f"NonFiniteLossError: {self.error}", step)
       self.writer.write_text(step, "warnings", str(self.error))
 
-  def save(self, state: TrainState, pack_size: int = 1) -> None:
-    """Saves ``state``, unless it holds a NaN/Inf (then the run fails)."""
+  def _finite_or_fail(self, state: TrainState) -> bool:
+    """Whether ``state`` is finite; if not, the run fails here."""
+    if all_finite(state):
+      return True
     step = int(state.step)
-    self.check_owner(step)
-    if not all_finite(state):
-      self.fail(f"step {step}: the parameters or optimiser states became "
-                f"NaN/Inf in the chunk's last step (its loss was still "
-                f"finite)", step, pack_size)
-      return
-    if self.last_saved != step:
-      self.checkpointer.save(state)
-      self.last_saved = step
+    self.fail(f"step {step}: the parameters or optimiser states became "
+              f"NaN/Inf in the chunk's last step (its loss was still "
+              f"finite)", step, unsaved_from=step)
+    return False
+
+  def save(self, state: TrainState) -> None:
+    """Saves ``state``, unless it holds a NaN/Inf (then the run fails)."""
+    self.check_owner(int(state.step))
+    if self._finite_or_fail(state):
+      self._write_checkpoint(state)
+
+  def _write_checkpoint(self, state: TrainState) -> None:
+    self.checkpointer.save(state)  # A no-op if that step is saved.
+    self.last_saved = int(state.step)
 
   def record(self, step: int, state: TrainState, networks,
-             steps_per_second: float, pack_size: int = 1) -> None:
+             steps_per_second: float) -> None:
     """Writes the log line, checkpoint and images due at ``step``.
 
     Args:
@@ -306,7 +323,6 @@ class RunRecorder:
       state: the host copy of the run's state at ``step``.
       networks: the VAE networks (for the images).
       steps_per_second: the progress bar's rate (logged if finite).
-      pack_size: how many runs train together (for messages).
     """
     config = self.config
     self.check_owner(step)
@@ -321,12 +337,11 @@ class RunRecorder:
       if warning:
         logging.warning("%s step %d: %s", self.workdir, step, warning)
         self.writer.write_text(step, "warnings", warning)
+    if not self._finite_or_fail(state):
+      return  # Nothing of a NaN state is saved or drawn.
     if step % config.checkpoint_every_steps == 0:
-      self.save(state, pack_size)
-    elif not all_finite(state):
-      self.save(state, pack_size)  # Fails the run; nothing is written.
-    if self.error is None and (step % config.image_every_steps == 0 or
-                               step == config.num_steps):
+      self._write_checkpoint(state)
+    if step % config.image_every_steps == 0 or step == config.num_steps:
       pictures = self.snapshots.write(
           TrainedModel(networks, state.vae_params, step), step)
       self.writer.write_images(step, pictures)
@@ -393,7 +408,8 @@ def _solo_program(config, dataset, step_config, state) -> _Program:
       description="")
 
 
-def _packed_program(config, dataset, step_config, mode: str) -> _Program:
+def _packed_program(config, dataset, step_config, mode: str,
+                    num_runs: int) -> _Program:
   local_batch = config.batch_size // jax.local_device_count()
   device_arrays = replicate(dataset.device_arrays())
 
@@ -408,7 +424,7 @@ def _packed_program(config, dataset, step_config, mode: str) -> _Program:
       stack=packed.stack_states, unstack=packed.unstack_states,
       run_metrics=lambda metrics, i: {k: v[i] for k, v in metrics.items()},
       make_chunk=make_chunk, close=lambda: None,
-      description=f" of the pack ({mode})")
+      description=f" of {num_runs} packed runs ({mode})")
 
 
 def train_and_evaluate(
@@ -481,7 +497,6 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict],
   Raises:
     TrainingInterrupted: a stop signal; every live run's last finished step
       was saved.
-    RunTakenOver: a single run was taken over.
   """
   start_time = time.monotonic()
   workdirs = [os.path.abspath(w) for w in workdirs]
@@ -498,15 +513,13 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict],
     if mode is None:
       program = _solo_program(base, dataset, step_config, runs[0].state)
     else:
-      program = _packed_program(base, dataset, step_config, mode)
+      program = _packed_program(base, dataset, step_config, mode, len(runs))
     _train(base, runs, dataset, step_config, program, stop, start_time)
     if base.final_eval:
       _evaluate_final(runs, dataset, step_config, stop)
   finally:
     for r in runs:
       r.writer.close()
-  if len(runs) == 1 and isinstance(runs[0].error, RunTakenOver):
-    raise runs[0].error
   return runs
 
 
@@ -518,7 +531,7 @@ def _open_runs(configs, workdirs, dataset, step_config,
     for config, workdir in zip(configs, workdirs):
       os.makedirs(workdir, exist_ok=True)
       runs.append(RunRecorder.open(config, workdir, dataset, step_config,
-                                   still_owned))
+                                   still_owned, len(configs)))
     steps = sorted({int(r.state.step) for r in runs})
     if len(steps) > 1:
       raise errors.InvalidValueError(
@@ -550,23 +563,25 @@ def _train(base, runs: list[RunRecorder], dataset, step_config,
       chunk = min(base.steps_per_dispatch, num_steps - step)
       if chunk not in compiled:
         if step == start_step:
-          logging.info("Compiling the train step%s (%d runs, %d steps per "
-                       "dispatch); a stop signal now takes effect after its "
-                       "first run.", program.description, n, chunk)
+          logging.info("Compiling the train step%s (%d steps per dispatch); "
+                       "a stop signal now takes effect after its first run.",
+                       program.description, chunk)
         compiled[chunk] = program.make_chunk(chunk)
       # The old state's buffers are donated; a run whose metrics are not
       # finite is failed before anything of its new state is saved.
       device_state, metrics = compiled[chunk](device_state, step)
       metrics = _host_metrics(metrics)
-      for i, r in enumerate(runs):
+      per_run = [program.run_metrics(metrics, i) for i in range(n)]
+      for r, own in zip(runs, per_run):
         if not r.live:
           continue
-        own = program.run_metrics(metrics, i)
         problem = first_non_finite(own, step)
         if problem is None:
           r.pending.append(own)
         elif r.owned(step):
-          r.fail(problem, step, n)
+          # The chunk's first state was finite (it was checked, or its
+          # losses were); the ones after it are not kept.
+          r.fail(problem, step, unsaved_from=step + 1)
       if step == start_step:
         # Startup cost (data, init, compilation) is what a sweep of short
         # runs pays per model; make it visible.
@@ -577,12 +592,10 @@ def _train(base, runs: list[RunRecorder], dataset, step_config,
       step += chunk
       for r in runs:  # Between chunks: a stall may have lost a run.
         r.owned(step)
-      live = [i for i, r in enumerate(runs) if r.live]
+      live = [own for r, own in zip(runs, per_run) if r.live]
       progress.update(step, {
-          k: float(np.mean([program.run_metrics(metrics, i)[k][-1]
-                            for i in live]))
-          for k in metrics if k in shown and live and
-          program.run_metrics(metrics, live[0])[k].ndim == 1})
+          k: float(np.mean([own[k][-1] for own in live]))
+          for k in shown if live and k in live[0] and live[0][k].ndim == 1})
       if needs_host(base, step):
         _on_host(base, runs, program.unstack(unreplicate(device_state)),
                  step, progress, step_config, dataset, stop)
@@ -591,7 +604,7 @@ def _train(base, runs: list[RunRecorder], dataset, step_config,
       if r.live and r.owned(step):
         r.state = state
         if int(state.step) > start_step or r.last_saved is not None:
-          r.save(state, n)
+          r.save(state)
   finally:
     progress.close()
     program.close()
@@ -625,7 +638,7 @@ def _on_host(config, runs: list[RunRecorder], states: list, step: int,
   for r, state in zip(runs, states):
     if r.live and r.owned(step):
       r.record(step, state, step_config.networks,
-               progress.steps_per_second(), len(runs))
+               progress.steps_per_second())
   if (config.eval_every_steps and step % config.eval_every_steps == 0 and
       not stop.requested):
     live = [r for r in runs if r.live]

@@ -7,6 +7,10 @@ library caller would expect (``ValueError``, ``FileNotFoundError``), so code
 that catches those keeps working.
 """
 
+from typing import Callable, Mapping, TypeVar
+
+_Entry = TypeVar("_Entry")
+
 
 class UserError(Exception):
   """Bad input: a config value, a file, an argument or a workdir.
@@ -33,3 +37,18 @@ class IncompatibleResumeError(UserError, ValueError):
 
 class NothingToDoError(UserError, FileNotFoundError):
   """A workdir or sweep dir that holds nothing the command can work on."""
+
+
+def lookup(table: Mapping[str, _Entry], name: str,
+           unknown: Callable[[], str]) -> _Entry:
+  """``table[name]``: the one lookup of the registries (objectives, metrics,
+  datasets).
+
+  Raises:
+    InvalidValueError: with the message ``unknown()`` builds (it names the
+      bad value, the known ones and where a new entry goes).
+  """
+  try:
+    return table[name]
+  except KeyError:
+    raise InvalidValueError(unknown()) from None

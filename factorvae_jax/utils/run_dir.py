@@ -1,4 +1,4 @@
-"""The files of one run's workdir: their names, and how each is written and read.
+"""The files of a run's workdir: their names, and how each is written and read.
 
 Every file a run holds has its name here and nowhere else; training,
 evaluation, sweeps, reporting and the notebooks all go through these
@@ -82,11 +82,6 @@ def read_json(path) -> Optional[Any]:
 def config_path(workdir) -> str:
   """Where the run's config is."""
   return _path(workdir, CONFIG)
-
-
-def is_run(workdir) -> bool:
-  """Whether ``workdir`` holds a run (its config was written)."""
-  return os.path.exists(config_path(workdir))
 
 
 def write_config(workdir, config: dict) -> None:
