@@ -3,7 +3,8 @@
 # on one GPU (an H200 was the lent kind): packed sweep throughput for N up to
 # 64 (docs/performance.md, docs/sweeps.md), the train step with both
 # convolution forms (config.model.conv_impl 'fast' and 'standard': the
-# numbers that decide the accelerator default of 'auto'), the evaluation
+# numbers that decide the accelerator default of 'auto'), where the step's
+# time goes (benchmarks/profile_step.py), the evaluation
 # encoder's images/s against its FLOP rate, and the metric suite with both
 # DCI backends (docs/metrics.md).
 #
@@ -27,7 +28,7 @@ run() {  # name, seconds, command...
   { nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv || true
     python -c "import jax; print(jax.__version__, jax.devices())"
     timeout "${limit}" "$@"; echo "exit status $?"; } > "${OUT}/${name}.txt" 2>&1
-  grep -E "sweep_throughput|metrics_suite|steps/s|^train_step |^encode |exit status" \
+  grep -E "sweep_throughput|metrics_suite|steps/s|^train_step |^encode |^part=|exit status" \
       "${OUT}/${name}.txt" | tail -20
 }
 
@@ -39,5 +40,8 @@ run sweep_throughput 300 python benchmarks/sweep_throughput.py \
 run train_step 180 python benchmarks/train_step.py \
     --config=experiments/configs/factorvae_dsprites.py --steps=200 --rounds=3 \
     --steps_per_dispatch=50 --conv_impl=fast,standard
+# Where the accelerator's step time goes (each part and layer alone).
+run profile_step 120 python benchmarks/profile_step.py --steps=50 --rounds=3 \
+    --layers
 run encode 60 python benchmarks/encode.py --images=50000 --chunks=500,5000
 run metrics 300 python benchmarks/metrics.py --dci_backends=jax,numba,sklearn

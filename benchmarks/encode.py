@@ -10,9 +10,12 @@ each:
     encode path=<host|device> chunk=<n> best_images_per_s=<float> ...
 
 * ``evaluation``: exactly what ``experiments.evaluate`` runs
-  (``evaluation.make_representation_fn``: chunks of 500, encoded in blocks
-  of ``evaluation.encode_block_size()`` images inside one program on a
-  CPU); images rendered on the host. Its rate is what ``--torch`` compares.
+  (``evaluation.make_representation_fn``: numpy images in, numpy codes out,
+  chunks of 500 whose convolutions run in blocks of
+  ``trained_model.encode_block_size()`` images inside one program on a
+  CPU), on images rendered on the host beforehand (as the PyTorch anchor
+  encodes a batch already in memory; rendering is the dataset's cost, not
+  the encoder's). Its rate is what ``--torch`` compares.
 * ``host``: images rendered on the host (the procedural renderer's jitted
   program, copied out) and passed to the jitted mean encoder, whole chunks
   at once, in zero-padded chunks (``encode_in_chunks``).
@@ -33,9 +36,20 @@ and at the end the median of the per-round ratios of our evaluation path
 to it.
 ``--torch_python`` is the interpreter that has torch (default: this one).
 
+``--blocks=10,25,0`` also times the evaluation path with each block size
+(0: the whole chunk at once), round by round beside the others, and says
+whether its codes are bitwise those of the whole chunk:
+
+    encode path=evaluation chunk=500 round=<r> images_per_s=<float>
+      block=<n|whole> bitwise_equal_to_whole=<bool>
+
+``--architecture=dlib --channels=3 --chunks=`` builds another encoder on
+3-channel images (dSprites repeated; only the evaluation path runs).
+
 Usage: python benchmarks/encode.py [--config=experiments/configs/factorvae_dsprites.py]
   [--chunks=500,2000] [--images=6000] [--rounds=2]
-  [--torch=PATH [--torch_python=python]]
+  [--torch=PATH [--torch_python=python]] [--blocks=10,25,0]
+  [--architecture=dlib] [--channels=3]
 """
 
 from __future__ import annotations
@@ -54,6 +68,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from factorvae_jax.builder import trained_model  # noqa: E402
 from factorvae_jax.builder.trained_model import encode_in_chunks  # noqa: E402
 from factorvae_jax.data import dsprites_procedural  # noqa: E402
 from factorvae_jax.evaluation import evaluate  # noqa: E402
@@ -99,13 +114,28 @@ def main():
                       "time beside ours (round by round)")
   parser.add_argument("--torch_python", default=sys.executable,
                       help="python interpreter with torch installed")
+  parser.add_argument("--blocks", default="",
+                      help="comma-separated block sizes (0: the whole chunk) "
+                      "to time the evaluation path with, each checked "
+                      "bitwise against the whole chunk")
+  parser.add_argument("--architecture", default="",
+                      help="config.model.architecture to build (e.g. dlib)")
+  parser.add_argument("--channels", type=int, default=1,
+                      help="image channels (dSprites repeated); more than 1 "
+                      "needs --chunks= (the evaluation path only)")
   args = parser.parse_args()
+  if args.channels != 1 and args.chunks:
+    parser.error("--channels needs --chunks= (the host and device paths "
+                 "render 1-channel dSprites)")
 
   config = load_config(args.config)
+  if args.architecture:
+    config.model.architecture = args.architecture
   data = dsprites_procedural.ProceduralDSprites()
-  networks = make_networks(config.model, data.observation_shape)
+  shape = (*data.observation_shape[:2], args.channels)
+  networks = make_networks(config.model, shape)
   params = networks.encoder.init(jax.random.PRNGKey(0),
-                                 jnp.zeros((1, *data.observation_shape)))
+                                 jnp.zeros((1, *shape)))
   indices = np.random.RandomState(0).randint(data.num_observations,
                                              size=args.images)
   print(f"# device: {jax.devices()[0].device_kind} ({jax.default_backend()}); "
@@ -125,12 +155,22 @@ def main():
   paths = {}
   represent = evaluate.make_representation_fn(networks.encoder, params)
 
+  observations = np.repeat(data.observations_at(indices), args.channels, -1)
+  blocks = {int(b): evaluate.make_representation_fn(
+      networks.encoder, params, block=int(b) or None)
+            for b in args.blocks.split(",") if b}
+  if blocks:
+    whole = evaluate.make_representation_fn(networks.encoder, params,
+                                            block=None)(observations)
+    same = {b: bool(np.array_equal(fn(observations), whole))
+            for b, fn in blocks.items()}
+
   def evaluation_path():
-    represent(data.observations_at(indices))
+    represent(observations)
 
   evaluation_path()  # Compiles.
   evaluation_flop = flops_of(encode.lower(
-      params, jnp.zeros((500, *data.observation_shape))).compile()) / 500
+      params, jnp.zeros((500, *shape))).compile()) / 500
   for chunk in chunks:
     x = jnp.zeros((chunk, *data.observation_shape))
     flop = flops_of(encode.lower(params, x).compile()) / chunk
@@ -158,8 +198,17 @@ def main():
     ours = len(indices) / (time.perf_counter() - start)
     best[("evaluation", 500)] = max(best.get(("evaluation", 500), 0.0), ours)
     print(f"encode path=evaluation chunk=500 round={r} images_per_s={ours:.0f} "
-          f"block={evaluate.encode_block_size()} "
+          f"block={trained_model.encode_block_size()} "
           f"gflop_per_s={ours * evaluation_flop / 1e9:.1f}", flush=True)
+    for b, fn in blocks.items():
+      start = time.perf_counter()
+      fn(observations)
+      rate = len(indices) / (time.perf_counter() - start)
+      best[("evaluation", 500, b)] = max(
+          best.get(("evaluation", 500, b), 0.0), rate)
+      print(f"encode path=evaluation chunk=500 round={r} "
+            f"images_per_s={rate:.0f} block={b or 'whole'} "
+            f"bitwise_equal_to_whole={same[b]}", flush=True)
     for chunk in chunks:
       flop, fns = paths[chunk]
       for path, fn in fns:
@@ -175,9 +224,12 @@ def main():
                                    args.images)
       ratios.append(ours / torch_rate)
       print(f"torch path={args.torch} round={r} {line}", flush=True)
-  for (path, chunk), rate in best.items():
+  for key, rate in best.items():
+    path, chunk = key[:2]
     flop = evaluation_flop if path == "evaluation" else paths[chunk][0]
-    print(f"encode path={path} chunk={chunk} best_images_per_s={rate:.0f} "
+    block = f" block={key[2] or 'whole'}" if len(key) > 2 else ""
+    print(f"encode path={path} chunk={chunk}{block} "
+          f"best_images_per_s={rate:.0f} "
           f"gflop_per_s={rate * flop / 1e9:.1f}")
   if ratios:
     print(f"encode_vs_torch chunk=500 median_ratio="

@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FIRST_PARTY = {"factorvae_jax", "experiments", "tests"}
+FIRST_PARTY = {"factorvae_jax", "experiments", "tests", "benchmarks"}
 
 
 def _requirements(name):

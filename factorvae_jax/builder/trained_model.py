@@ -27,12 +27,59 @@ from factorvae_jax.utils import run_dir
 
 # Most observations per encoder call.
 _CHUNK = 500
+#: Images per block of the encoder's convolutions inside one program on a CPU
+#: (``make_gaussian_encoder``; docs/performance.md has the measurements).
+CPU_ENCODE_BLOCK = 25
+
+
+def encode_block_size(platform: Optional[str] = None) -> Optional[int]:
+  """Images per block of the encoder's convolutions on ``platform`` (default
+  ``jax.default_backend()``); None: the whole batch at once."""
+  platform = platform or jax.default_backend()
+  return CPU_ENCODE_BLOCK if platform == "cpu" else None
+
+
+def make_gaussian_encoder(encoder, block: Optional[int] | str = "auto"):
+  """``(params, images [n, ...]) -> (mean, logvar)``, each [n, D], in blocks.
+
+  XLA:CPU runs each convolution over the whole batch before the next one,
+  so on hundreds of images the activations (the first layer's output is
+  128 KB per image) stream through memory between layers. Here the
+  convolutions run on blocks of ``block`` images, one block after another
+  inside the same program (``lax.map``), so a block's activations stay in
+  cache; the fully connected layers then run once over all n images. Every
+  layer computes each image alone, so the outputs are those of
+  ``encoder.apply`` on the whole batch (bitwise on the CPUs measured; XLA
+  may pick another summation order on another CPU, within float rounding).
+  GPUs and TPUs want the whole batch: there ``block`` is None.
+
+  Args:
+    encoder: the ``Encoder`` module.
+    block: images per block of the convolutions; "auto": the platform's
+      (``encode_block_size``); None: the whole batch. A batch that ``block``
+      does not divide runs whole.
+
+  Returns:
+    A pure function, to be jitted (or mapped over models) by the caller.
+  """
+  block = encode_block_size() if block == "auto" else block
+
+  def encode(params, images):
+    n = images.shape[0]
+    if block is None or n <= block or n % block:
+      return encoder.apply(params, images)
+    blocks = images.reshape(n // block, block, *images.shape[1:])
+    features = jax.lax.map(
+        lambda b: encoder.apply(params, b, method="extract_features"), blocks)
+    return encoder.apply(params, features.reshape(n, -1),
+                         method="compute_moments")
+  return encode
 
 
 @functools.lru_cache(maxsize=16)
 def _compiled(networks: Networks):
   """Jitted encode/decode of ``networks`` (compiled once per architecture)."""
-  encode = jax.jit(lambda p, x: networks.encoder.apply(p, x))
+  encode = jax.jit(make_gaussian_encoder(networks.encoder))
   decode = jax.jit(lambda p, z: jax.nn.sigmoid(networks.decoder.apply(p, z)))
   return encode, decode
 

@@ -18,7 +18,9 @@ from factorvae_jax import data as data_lib
 from factorvae_jax import metrics
 from factorvae_jax import objectives
 from factorvae_jax.builder import run_config
-from factorvae_jax.builder.trained_model import encode_in_chunks, restore_vae_params
+from factorvae_jax.builder.trained_model import encode_in_chunks
+from factorvae_jax.builder.trained_model import make_gaussian_encoder
+from factorvae_jax.builder.trained_model import restore_vae_params
 from factorvae_jax.models import make_networks
 from factorvae_jax.utils import errors
 from factorvae_jax.utils import run_dir
@@ -29,39 +31,15 @@ class EvaluationInterrupted(KeyboardInterrupt):
 
 
 _ENCODE_CHUNK = 500
-#: Images per block inside one chunk's program on a CPU (``_mean_encoder``).
-CPU_ENCODE_BLOCK = 100
 _VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint",
                        "numpy", "scikit-learn", "tensorflow-datasets")
 
 
-def encode_block_size(platform: Optional[str] = None) -> Optional[int]:
-  """Images per block of the encoder's program on ``platform`` (None: the
-  whole chunk at once)."""
-  platform = platform or jax.default_backend()
-  return CPU_ENCODE_BLOCK if platform == "cpu" else None
-
-
-def _mean_encoder(encoder, block: Optional[int]):
-  """``(params, x [n, ...]) -> mean codes [n, C]``, in blocks of ``block``.
-
-  XLA:CPU runs each convolution over the whole batch before the next one,
-  so on 500 images the activations (the first layer's output alone is 65 MB)
-  stream through memory between layers; blocks of 100 images, one after
-  another inside the same program (``lax.map``), stay in cache. On the
-  2-core Xeon of docs/performance.md that is 4,536 instead of 2,633
-  images/s, with codes bitwise equal to the one-call form (smaller blocks
-  were faster still but changed the codes in the last bit). GPUs and TPUs
-  want the whole batch: there ``block`` is None.
-  """
-  def encode(params, x):
-    n = x.shape[0]
-    if block is None or n <= block or n % block:
-      return encoder.apply(params, x)[0]
-    blocks = x.reshape(n // block, block, *x.shape[1:])
-    codes = jax.lax.map(lambda b: encoder.apply(params, b)[0], blocks)
-    return codes.reshape(n, *codes.shape[2:])
-  return encode
+def _mean_encoder(encoder, block: Optional[int] | str = "auto"):
+  """``(params, x [n, ...]) -> mean codes [n, D]``, the convolutions in
+  blocks (``trained_model.make_gaussian_encoder``)."""
+  encode = make_gaussian_encoder(encoder, block)
+  return lambda params, x: encode(params, x)[0]
 
 
 def make_representation_fn(encoder, encoder_params,
@@ -74,10 +52,10 @@ def make_representation_fn(encoder, encoder_params,
   Args:
     encoder: the encoder module.
     encoder_params: its parameters.
-    block: images per block inside a chunk's program (``_mean_encoder``);
-      "auto": the platform's (``encode_block_size``), None: the whole chunk.
+    block: images per block of the convolutions inside a chunk's program
+      (``trained_model.make_gaussian_encoder``); "auto": the platform's
+      (``trained_model.encode_block_size``), None: the whole chunk.
   """
-  block = encode_block_size() if block == "auto" else block
   encode = jax.jit(_mean_encoder(encoder, block))
   return lambda observations: encode_in_chunks(encode, encoder_params,
                                                observations, _ENCODE_CHUNK)
@@ -109,7 +87,7 @@ def make_many_models_encode_fn(encoder, stacked_params, mode: str = "auto"):
     raise ValueError(f"mode must be 'auto', 'map' or 'vmap' for encoding, "
                      f"got {mode!r}.")
 
-  encode_one = _mean_encoder(encoder, encode_block_size())
+  encode_one = _mean_encoder(encoder)
 
   def encode_all(params, x):
     if mode == "map":

@@ -39,25 +39,51 @@ class Encoder(nn.Module):
   hidden: int = 128
   downsample_impl: str = DEFAULT_DOWNSAMPLE_IMPL
 
-  @nn.compact
-  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Args: x float [B, H, W, C] in [0, 1]. Returns: (mean, logvar), [B, D]."""
+  def setup(self):
     if len(self.channels) != len(self.kernel_sizes):
       raise ValueError(
           f"encoder channels {tuple(self.channels)} and kernel sizes "
           f"{tuple(self.kernel_sizes)} must have the same length.")
-    for i, (c, k) in enumerate(zip(self.channels, self.kernel_sizes)):
-      # The module is chosen where it is named, so both share the path.
-      if self.downsample_impl == STANDARD_IMPL:
-        conv = nn.Conv(c, (k, k), strides=(2, 2), padding="SAME",
-                       name=f"Conv_{i}")
-      else:
-        conv = Conv2x(c, k, impl=self.downsample_impl, name=f"Conv_{i}")
+    # Flax names the modules of a list attribute '<attribute>_<index>', so
+    # the parameters are Conv_0.., Dense_0 and Dense_1: the names the
+    # encoder has always had (checkpoints of every version restore).
+    self.Conv = [  # pylint: disable=invalid-name
+        nn.Conv(c, (k, k), strides=(2, 2), padding="SAME")
+        if self.downsample_impl == STANDARD_IMPL else
+        Conv2x(c, k, impl=self.downsample_impl)
+        for c, k in zip(self.channels, self.kernel_sizes)]
+    self.Dense = [nn.Dense(self.hidden), nn.Dense(2 * self.latent_dim)]  # pylint: disable=invalid-name
+
+  def extract_features(self, x: jax.Array) -> jax.Array:
+    """The convolutions, per image.
+
+    Args:
+      x: float [B, H, W, C] in [0, 1].
+
+    Returns:
+      The last convolution's activations, flattened: [B, F].
+    """
+    for conv in self.Conv:
       x = nn.relu(conv(x))
-    x = x.reshape(x.shape[0], -1)
-    x = nn.relu(nn.Dense(self.hidden)(x))
-    out = nn.Dense(2 * self.latent_dim)(x)
+    return x.reshape(x.shape[0], -1)
+
+  def compute_moments(self, features: jax.Array
+                      ) -> tuple[jax.Array, jax.Array]:
+    """The fully connected layers, from ``extract_features``'s output.
+
+    Args:
+      features: [B, F].
+
+    Returns:
+      (mean, logvar), each [B, D].
+    """
+    x = nn.relu(self.Dense[0](features))
+    out = self.Dense[1](x)
     return out[:, :self.latent_dim], out[:, self.latent_dim:]
+
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Args: x float [B, H, W, C] in [0, 1]. Returns: (mean, logvar), [B, D]."""
+    return self.compute_moments(self.extract_features(x))
 
 
 class Decoder(nn.Module):

@@ -41,6 +41,7 @@ from factorvae_jax import data as data_lib
 from factorvae_jax import metrics
 from factorvae_jax.builder import run_config
 from factorvae_jax.builder.trained_model import encode_in_chunks
+from factorvae_jax.builder.trained_model import make_gaussian_encoder
 from factorvae_jax.builder.trained_model import restore_vae_params
 from factorvae_jax.metrics import udr_metric
 from factorvae_jax.models import make_networks
@@ -128,10 +129,13 @@ def make_gaussian_encode_fn(encoder, stacked_params
   """images [N, ...] -> (means, logvars), each [N, M, D], of M encoders.
 
   One jitted program runs every model over a chunk (``lax.map``: each
-  model's outputs are those of encoding it alone).
+  model's outputs are those of encoding it alone), its convolutions in
+  cache-sized blocks on a CPU (``trained_model.make_gaussian_encoder``).
   """
+  encode_one = make_gaussian_encoder(encoder)
+
   def encode_all(params, x):
-    mean, logvar = jax.lax.map(lambda p: encoder.apply(p, x), params)
+    mean, logvar = jax.lax.map(lambda p: encode_one(p, x), params)
     return jnp.swapaxes(mean, 0, 1), jnp.swapaxes(logvar, 0, 1)
 
   encode = jax.jit(encode_all)
