@@ -313,6 +313,7 @@ class LoopStopsTest(absltest.TestCase):
   @pytest.mark.slow
   def test_single_and_packed_loops(self):
     from factorvae_jax.training import loop  # pylint: disable=g-import-not-at-top
+    from factorvae_jax.training import run_recorder  # pylint: disable=g-import-not-at-top
     from factorvae_jax.training import packed_loop  # pylint: disable=g-import-not-at-top
     tmp = self.create_tempdir().full_path
     lost, kept = os.path.join(tmp, "lost"), os.path.join(tmp, "kept")
@@ -320,7 +321,7 @@ class LoopStopsTest(absltest.TestCase):
     def still_owned(workdir):
       return workdir != lost or (_last_logged_step(workdir) or 0) < 15
 
-    with self.assertRaisesRegex(loop.RunTakenOver,
+    with self.assertRaisesRegex(run_recorder.RunTakenOver,
                                 "took this run over.*at step 20"):
       loop.train_and_evaluate(_tiny_config(0), lost, still_owned=still_owned)
     # Logged 5, 10, 15; checked after the chunk to 20 and stopped: no log
@@ -334,7 +335,7 @@ class LoopStopsTest(absltest.TestCase):
     errors = packed_loop.train_and_evaluate_packed(
         [_tiny_config(0), _tiny_config(1)], [lost, kept],
         still_owned=still_owned)
-    self.assertIsInstance(errors[0], loop.RunTakenOver)
+    self.assertIsInstance(errors[0], run_recorder.RunTakenOver)
     self.assertIsNone(errors[1])
     self.assertEqual(_logged_steps(lost), [5, 10, 15])
     self.assertEqual(status.latest_checkpoint_step(lost), 10)

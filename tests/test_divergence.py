@@ -23,6 +23,7 @@ from factorvae_jax.objectives import vae as vae_objective
 from factorvae_jax.sweeps import runner
 from factorvae_jax.sweeps import status
 from factorvae_jax.training import loop
+from factorvae_jax.training import run_recorder
 from factorvae_jax.utils import run_dir
 
 pytestmark = pytest.mark.slow
@@ -77,7 +78,7 @@ class NanAtTheEndOfACheckpointChunkTest(absltest.TestCase):
       config.checkpoint_every_steps = 10
       config.final_eval = False
       config.eval_every_steps = 0
-    with self.assertRaisesRegex(loop.NonFiniteLossError,
+    with self.assertRaisesRegex(run_recorder.NonFiniteLossError,
                                 r"step 20: the parameters") as cm:
       loop.train_and_evaluate(config, workdir)
     self.assertIn("last good checkpoint is step 10", str(cm.exception))
@@ -103,14 +104,14 @@ class SignalAfterADivergenceInAPackTest(absltest.TestCase):
     runs = sweeps.expand(sweeps.Sweep(name="packed", grids=[sweeps.product(
         base_config, {"gamma": [10.0, float("nan")]}, [0])]))
     sweep_dir = self.create_tempdir().full_path
-    fail = loop.RunRecorder.fail
+    fail = run_recorder.RunRecorder.fail
 
     def fail_then_preempt(recorder, *args, **kwargs):
       fail(recorder, *args, **kwargs)
       # The scheduler's SIGTERM lands right after the divergence.
       os.kill(os.getpid(), signal.SIGTERM)
 
-    with absltest.mock.patch.object(loop.RunRecorder, "fail",
+    with absltest.mock.patch.object(run_recorder.RunRecorder, "fail",
                                     fail_then_preempt):
       with self.assertRaises(loop.TrainingInterrupted):
         runner.run_share(runs, sweep_dir, runs_per_group=2,

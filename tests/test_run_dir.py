@@ -141,3 +141,32 @@ def test_results_without_scores_are_a_user_error(tmp_path):
   run_dir.write_results(tmp_path, {"no": "scores"})
   with pytest.raises(ValueError, match="scores"):
     run_dir.read_results(tmp_path)
+
+
+def test_evaluating_again_keeps_udr_scores_of_the_same_checkpoint(tmp_path):
+  from factorvae_jax.evaluation import evaluate  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path)
+  udr_section = {"lasso": {"score": 0.4, "compared_with": {"b": 0.4}}}
+  run_dir.write_results(workdir, {
+      "checkpoint_step": 100, "scores": {"mig": 0.1, "udr/lasso": 0.4},
+      "udr": udr_section})
+
+  # Same checkpoint: the new evaluation's scores, UDR's kept.
+  evaluate.write_results({"checkpoint_step": 100,
+                          "scores": {"mig": 0.2, "sap": 0.3}}, workdir)
+  results = run_dir.read_results(workdir)
+  assert results["scores"] == {"mig": 0.2, "sap": 0.3, "udr/lasso": 0.4}
+  assert results["udr"] == udr_section
+
+  # Another checkpoint: UDR's scores were of the old one, so they go.
+  evaluate.write_results({"checkpoint_step": 200, "scores": {"mig": 0.5}},
+                         workdir)
+  assert run_dir.read_results(workdir) == {"checkpoint_step": 200,
+                                           "scores": {"mig": 0.5}}
+
+  # An unreadable file is replaced.
+  with open(run_dir.results_path(workdir), "w") as f:
+    f.write("{not json")
+  evaluate.write_results({"checkpoint_step": 200, "scores": {"mig": 0.6}},
+                         workdir)
+  assert run_dir.read_results(workdir)["scores"] == {"mig": 0.6}

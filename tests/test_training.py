@@ -22,6 +22,7 @@ from factorvae_jax.evaluation import evaluate
 from factorvae_jax.objectives import base
 from factorvae_jax.objectives import vae as vae_objective
 from factorvae_jax.training import loop
+from factorvae_jax.training import run_recorder
 from factorvae_jax import builder
 from factorvae_jax.builder import Checkpointer
 from factorvae_jax.builder import run_config
@@ -150,7 +151,7 @@ class NonFiniteLossTest(absltest.TestCase):
   def test_nan_stops_training_and_keeps_last_good_checkpoint(self):
     workdir = self.create_tempdir().full_path
     config = _test_config(num_steps=40, **{"model.name": _NAN_OBJECTIVE.name})
-    with self.assertRaisesRegex(loop.NonFiniteLossError,
+    with self.assertRaisesRegex(run_recorder.NonFiniteLossError,
                                 rf"step {_NAN_STEP}: loss=nan") as cm:
       loop.train_and_evaluate(config, workdir)
     self.assertIn("last good checkpoint is step 10", str(cm.exception))

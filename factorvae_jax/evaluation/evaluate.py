@@ -305,7 +305,26 @@ class _CountingRepresentation:
 
 
 def write_results(results: dict, workdir: str) -> str:
-  """Writes ``results`` atomically as the run's results; returns the path."""
+  """Writes ``results`` atomically as the run's results; returns the path.
+
+  UDR's scores (``python -m experiments.udr``, which evaluation does not
+  compute) are kept when the results already there are of the same
+  checkpoint step: they depend on that checkpoint and its sibling runs only,
+  so evaluating the run again does not make them stale. Of another step
+  they are dropped (run ``experiments.udr`` again).
+  """
+  try:
+    old = run_dir.read_results(workdir)
+  except errors.BadFileError:
+    old = None  # Unreadable: replaced, with nothing to keep.
+  if old is not None and old.get("checkpoint_step") == results.get(
+      "checkpoint_step"):
+    results = dict(results, scores=dict(results["scores"]))
+    for name, score in old["scores"].items():
+      if name.startswith(run_dir.UDR_SCORE_PREFIX):
+        results["scores"].setdefault(name, score)
+    if run_dir.UDR_SECTION in old:
+      results.setdefault(run_dir.UDR_SECTION, old[run_dir.UDR_SECTION])
   return run_dir.write_results(workdir, results)
 
 

@@ -136,8 +136,10 @@ def fairness(data, representation_fn, random_state, num_train: int = 10000,
     boosted_trees_backend: who fits the ``"gradient_boosting"`` predictor:
       "sklearn" (the reference), "numba" (``boosted_trees.fit_trees``:
       sklearn's arithmetic compiled, the same trees and predictions) or
-      "auto" (``supervised.auto_dci_backend``; its "jax" has no predictor,
-      so sklearn fits then).
+      "auto" (``supervised.auto_dci_backend``). The JAX port ("jax") fits
+      DCI's trees but has no predictor, so with "jax" the classifiers are
+      fitted on the host by ``supervised.host_boosted_trees_backend``
+      (numba where it equals this sklearn, else sklearn).
 
   Returns:
     ``fairness_scores`` of the mean and the max fairness matrices: keys
@@ -199,6 +201,8 @@ def _fit_predictors(codes, factors, predictor: str, predictor_seed, n_jobs,
   """``predict(i, codes)``: the classes target ``i``'s classifier predicts."""
   if backend == "auto":
     backend = supervised.auto_dci_backend()
+  if backend == "jax":
+    backend = supervised.host_boosted_trees_backend()
   if predictor == "gradient_boosting" and backend == "numba":
     # Imported here: numba is needed only by this backend.
     from factorvae_jax.metrics import boosted_trees  # pylint: disable=import-outside-toplevel

@@ -165,20 +165,21 @@ def _fit_gradient_boosting(x_train, y_train, x_test, y_test, random_state):
           float(np.mean(model.predict(x_test) == y_test)))
 
 
-def _numba_matches_sklearn() -> bool:
-  """Whether the numba backend can run and repeats this sklearn exactly.
+def host_boosted_trees_backend() -> str:
+  """'numba' if the numba backend can run and repeats this sklearn exactly,
+  else 'sklearn': the fastest host backend equal to sklearn.
 
-  It repeats scikit-learn 1.9's arithmetic (squared-error trees; sklearn
+  numba repeats scikit-learn 1.9's arithmetic (squared-error trees; sklearn
   1.8 and older grow GradientBoostingClassifier's trees with the
   "friedman_mse" criterion, which rounds differently).
   """
   try:
     import numba  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   except ImportError:
-    return False
+    return "sklearn"
   import sklearn  # pylint: disable=import-outside-toplevel
   major, minor = (int(v) for v in sklearn.__version__.split(".")[:2])
-  return (major, minor) >= (1, 9)
+  return "numba" if (major, minor) >= (1, 9) else "sklearn"
 
 
 def auto_dci_backend() -> str:
@@ -194,7 +195,7 @@ def auto_dci_backend() -> str:
   import jax  # Only now: the package must import without JAX.
   if jax.default_backend() != "cpu":
     return "jax"
-  return "numba" if _numba_matches_sklearn() else "sklearn"
+  return host_boosted_trees_backend()
 
 
 def _num_threads(n_jobs) -> int:

@@ -32,6 +32,7 @@ import numpy as np
 from scipy import stats
 
 from factorvae_jax.sweeps.aggregate import SweepResults, hparam_label, value
+from factorvae_jax.utils import run_dir
 
 # One number per metric family, as in the papers' figures; the others stay in
 # results.csv.
@@ -39,7 +40,6 @@ HEADLINE_METRICS = ("beta_vae/eval_accuracy", "factor_vae/eval_accuracy",
                     "mig", "dci/disentanglement", "modularity/modularity",
                     "sap", "unsupervised/gaussian_total_correlation")
 FACTOR_VAE_METRIC = "factor_vae/eval_accuracy"
-UDR_PREFIX = "udr/"
 # The supervised scores UDR is compared with (those the runs have).
 SUPERVISED_METRICS = ("beta_vae/eval_accuracy", "factor_vae/eval_accuracy",
                       "mig", "dci/disentanglement", "modularity/modularity",
@@ -245,7 +245,7 @@ def plot_all_metrics_rank_correlation(results: SweepResults,
 def udr_metrics(results: SweepResults) -> list[str]:
   """The UDR score columns some run has (``udr/lasso``, ``udr/spearman``)."""
   return [name for name in results.score_names
-          if name.startswith(UDR_PREFIX) and
+          if name.startswith(run_dir.UDR_SCORE_PREFIX) and
           _finite([value(r, name) for r in results.rows]).size > 0]
 
 

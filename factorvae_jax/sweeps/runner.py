@@ -47,7 +47,8 @@ def train_one_by_one(runs: Sequence[Run], sweep_dir: str) -> None:
   """
   # Imported here: the training stack (data, models, objectives) is only
   # needed to train, not to list or aggregate a sweep.
-  from factorvae_jax.training.loop import RunTakenOver, train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from factorvae_jax.training.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from factorvae_jax.training.run_recorder import RunTakenOver  # pylint: disable=g-import-not-at-top
   for run in runs:
     try:
       train_and_evaluate(run.config, run.workdir(sweep_dir),
@@ -104,7 +105,7 @@ def _train_alone(train_and_evaluate, run: Run,
                  sweep_dir: str) -> Exception | None:
   """Trains one run of a packed group; its failure is returned, not raised,
   so the group's other runs still train."""
-  from factorvae_jax.training.loop import RunTakenOver  # pylint: disable=g-import-not-at-top
+  from factorvae_jax.training.run_recorder import RunTakenOver  # pylint: disable=g-import-not-at-top
   try:
     train_and_evaluate(run.config, run.workdir(sweep_dir),
                        still_owned=claims.may_write)

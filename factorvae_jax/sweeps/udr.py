@@ -55,7 +55,6 @@ from factorvae_jax.utils.files import write_json_atomically
 
 CODES_FILE = "udr_codes.npz"
 PAIRS_FILE = "udr_pairs.json"
-SCORE_PREFIX = "udr/"
 # Images per encoder call, and most models encoded by one program (bounds
 # the memory of the stacked parameters and codes).
 _ENCODE_CHUNK = 500
@@ -344,10 +343,11 @@ def _write_score(item: dict, score: float, column, members: list[dict],
       "compared_with": {other["name"]: float(column[i])
                         for i, other in enumerate(members)
                         if other["name"] != item["name"]}}
-  key = SCORE_PREFIX + correlation_matrix
+  key = run_dir.UDR_SCORE_PREFIX + correlation_matrix
   if (results["scores"].get(key) == score and
-      results.get("udr", {}).get(correlation_matrix) == section):
+      results.get(run_dir.UDR_SECTION, {}).get(correlation_matrix) ==
+      section):
     return  # Already there: leave the file alone.
   results["scores"][key] = score
-  results.setdefault("udr", {})[correlation_matrix] = section
+  results.setdefault(run_dir.UDR_SECTION, {})[correlation_matrix] = section
   run_dir.write_results(item["workdir"], results)

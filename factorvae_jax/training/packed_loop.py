@@ -47,8 +47,8 @@ def train_and_evaluate_packed(
 
   Returns:
     Per run, None if it trained and was evaluated (its results written),
-    or the error that stopped it alone (``loop.NonFiniteLossError``,
-    ``loop.RunTakenOver``).
+    or the error that stopped it alone (``run_recorder.NonFiniteLossError``,
+    ``run_recorder.RunTakenOver``).
 
   Raises:
     loop.TrainingInterrupted: a stop signal; every run's last finished step

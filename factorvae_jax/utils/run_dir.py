@@ -114,6 +114,12 @@ def has_results(workdir) -> bool:
   return os.path.exists(results_path(workdir))
 
 
+# What python -m experiments.udr adds to a run's results (sweeps/udr.py):
+# scores[UDR_SCORE_PREFIX + <correlation matrix>] and a UDR_SECTION section.
+UDR_SCORE_PREFIX = "udr/"
+UDR_SECTION = "udr"
+
+
 def write_results(workdir, results: dict) -> str:
   """Writes the evaluation results atomically; returns the path."""
   return write_json_atomically(results_path(workdir), results)
