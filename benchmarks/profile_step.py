@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import optax
 
 from benchmarks import train_step as step_bench
+from benchmarks.encode import flops_of
 from factorvae_jax.models import layers
 from factorvae_jax.objectives.factorvae import permute_dims
 from factorvae_jax.objectives.gaussian import sample_diag_gaussian
@@ -208,13 +209,6 @@ def _scan(part, steps: int):
   return run
 
 
-def _flops(compiled) -> float:
-  analysis = compiled.cost_analysis()
-  if isinstance(analysis, (list, tuple)):  # Older JAX: one dict per device.
-    analysis = analysis[0]
-  return float(analysis.get("flops", float("nan")))
-
-
 def _seconds(fn, *args) -> float:
   start = time.perf_counter()
   jax.block_until_ready(fn(*args))
@@ -251,8 +245,9 @@ def main(argv=None):
                                     batch, a.steps))
   # XLA's cost analysis counts a while loop's body once: the FLOPs of one
   # iteration.
-  flops = {name: _flops(run.lower(0).compile()) for name, run in runs.items()}
-  flops["step"] = _flops(whole.lower(state, arrays).compile())
+  flops = {name: flops_of(run.lower(0).compile())
+           for name, run in runs.items()}
+  flops["step"] = flops_of(whole.lower(state, arrays).compile())
   for name, run in runs.items():
     run(0)  # Compiles.
   state, _ = whole(state, arrays)

@@ -20,6 +20,7 @@ from factorvae_jax import sweeps
 from factorvae_jax.sweeps import claims
 from factorvae_jax.sweeps import runner
 from factorvae_jax.sweeps import status
+from factorvae_jax.utils import run_dir
 from tests import conftest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -216,7 +217,7 @@ class RunnerClaimTest(absltest.TestCase):
     self.assertEqual(summary.failed, [])
     self.assertIn("1 taken over by another process", str(summary))
     lost = runs[0].workdir(sweep_dir)
-    self.assertEqual([e["event"] for e in status.read_run_log(lost)],
+    self.assertEqual([e["event"] for e in run_dir.read_run_log(lost)],
                      ["start"])
     self.assertEqual(status.run_status(lost).state, status.NEW)
 
@@ -327,7 +328,7 @@ class LoopStopsTest(absltest.TestCase):
     # Logged 5, 10, 15; checked after the chunk to 20 and stopped: no log
     # line, checkpoint (10 is the last, every 10), image or result after.
     self.assertEqual(_logged_steps(lost), [5, 10, 15])
-    self.assertEqual(status.latest_checkpoint_step(lost), 10)
+    self.assertEqual(run_dir.latest_checkpoint_step(lost), 10)
     self.assertFalse(os.path.exists(os.path.join(lost, "results.json")))
     self.assertFalse(os.path.exists(os.path.join(lost, "images")))  # At 20.
 
@@ -338,7 +339,7 @@ class LoopStopsTest(absltest.TestCase):
     self.assertIsInstance(errors[0], run_recorder.RunTakenOver)
     self.assertIsNone(errors[1])
     self.assertEqual(_logged_steps(lost), [5, 10, 15])
-    self.assertEqual(status.latest_checkpoint_step(lost), 10)
+    self.assertEqual(run_dir.latest_checkpoint_step(lost), 10)
     self.assertFalse(os.path.exists(os.path.join(lost, "results.json")))
     self.assertEqual(_logged_steps(kept), list(range(5, 45, 5)))
     self.assertEqual(status.run_status(kept).state, status.DONE)
@@ -413,7 +414,7 @@ class TwoProcessesTest(absltest.TestCase):
     outputs = [_read(os.path.join(tmp, f"{n}.log")) for n in ("a", "b")]
     self.assertEqual(codes, [0, 0], outputs)
     for run in runs:
-      events = [e["event"] for e in status.read_run_log(
+      events = [e["event"] for e in run_dir.read_run_log(
           run.workdir(sweep_dir))]
       self.assertEqual(events, ["start", "done"], (run.name, outputs))
     trained = [int(o.rpartition("Task 0 of 1: ")[2].split()[0])
@@ -466,7 +467,7 @@ class TwoProcessesTest(absltest.TestCase):
     output = _read(log_a)
     self.assertIn("took this run over", output)
     self.assertIn("1 taken over by another process", output)
-    events = status.read_run_log(workdir)
+    events = run_dir.read_run_log(workdir)
     self.assertEqual([e["event"] for e in events], ["start", "start", "done"])
     self.assertEqual(events[1]["step"], 0)  # Nothing was saved before.
 

@@ -32,6 +32,7 @@ import pytest
 from factorvae_jax import sweeps
 from factorvae_jax.sweeps import claims
 from factorvae_jax.sweeps import status
+from factorvae_jax.utils import run_dir
 from tests.test_claims import REPO, skip_or_fail, subprocess_env, write_tiny_sweep
 
 SCRIPT = "experiments/cluster/sweep_slurm.sh"
@@ -146,7 +147,7 @@ def test_preempted_and_timed_out_tasks_requeue_and_resume():
 
     def checkpointed():
       for i in (0, 1):
-        if handled[i] or status.latest_checkpoint_step(workdirs[i]) is None:
+        if handled[i] or run_dir.latest_checkpoint_step(workdirs[i]) is None:
           continue
         handled[i] = True
         if i == 0:
@@ -188,7 +189,7 @@ def test_preempted_and_timed_out_tasks_requeue_and_resume():
     assert "(attempt 1)" in log and "(attempt 2)" in log, log
     assert log.count(f"Task {task}: TERM received at") == 1, log
     assert log.count("requeueing it to resume") == 1, log
-    events = status.read_run_log(workdir)
+    events = run_dir.read_run_log(workdir)
     assert [e["event"] for e in events] == [
         "start", "interrupted", "start", "done"], (events, log)
     stopped_at = events[1]["step"]

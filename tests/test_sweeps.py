@@ -31,6 +31,7 @@ from factorvae_jax.sweeps import runner
 from factorvae_jax.sweeps import sharding
 from factorvae_jax.sweeps import snapshot
 from factorvae_jax.sweeps import status
+from factorvae_jax.utils import run_dir
 from factorvae_jax.training import preemption
 from factorvae_jax.utils.files import write_json_atomically
 from tests import conftest
@@ -299,7 +300,7 @@ class RunnerTest(absltest.TestCase):
                                train_group=self._trainer())
     self.assertEqual(summary.trained, [self.runs[2].name])
     self.assertLen(summary.already_done, 3)
-    events = status.read_run_log(self.runs[0].workdir(self.sweep_dir))
+    events = run_dir.read_run_log(self.runs[0].workdir(self.sweep_dir))
     self.assertEqual([e["event"] for e in events], ["start", "done"])
     self.assertIsNone(claims.read_claim(self.runs[0].workdir(self.sweep_dir)))
 
@@ -324,7 +325,7 @@ class RunnerTest(absltest.TestCase):
                        train_group=self._trainer(interrupt=(2,)))
     for run in self.runs[:4]:
       self.assertIsNone(claims.read_claim(run.workdir(self.sweep_dir)))
-    events = status.read_run_log(self.runs[2].workdir(self.sweep_dir))
+    events = run_dir.read_run_log(self.runs[2].workdir(self.sweep_dir))
     self.assertEqual([e["event"] for e in events], ["start", "interrupted"])
 
   def test_stop_between_runs_claims_nothing_more(self):
@@ -547,7 +548,7 @@ def _wait_for_partial_run(runs, sweep_dir, process, model, timeout_s):
   while time.monotonic() < deadline and process.poll() is None:
     for run in runs:
       workdir = run.workdir(sweep_dir)
-      step = status.latest_checkpoint_step(workdir)
+      step = run_dir.latest_checkpoint_step(workdir)
       if (step is not None and step >= 10 and
           status.run_status(workdir).state == status.PARTIAL):
         return run
@@ -598,7 +599,7 @@ class EndToEndTest(absltest.TestCase):
     # The runs it had started and not finished (the killed run's pack).
     unfinished = {
         run.name for run in runs
-        if status.read_run_log(run.workdir(sweep_dir)) and
+        if run_dir.read_run_log(run.workdir(sweep_dir)) and
         status.run_status(run.workdir(sweep_dir)).state != status.DONE}
     self.assertIn(killed.name, unfinished)
 
@@ -619,7 +620,7 @@ class EndToEndTest(absltest.TestCase):
 
     for run in runs:
       workdir = run.workdir(sweep_dir)
-      events = [e for e in status.read_run_log(workdir)]
+      events = [e for e in run_dir.read_run_log(workdir)]
       kinds = [e["event"] for e in events]
       self.assertEqual(kinds.count("done"), 1, (run.name, events))
       if run.name in unfinished:
@@ -690,10 +691,10 @@ class EndToEndTest(absltest.TestCase):
     for run in (runs[5], runs[7]):  # The pack: both checkpointed.
       workdir = run.workdir(sweep_dir)
       self.assertIsNone(claims.read_claim(workdir))
-      self.assertEqual([e["event"] for e in status.read_run_log(workdir)],
+      self.assertEqual([e["event"] for e in run_dir.read_run_log(workdir)],
                        ["start", "interrupted"])
       self.assertEqual(status.run_status(workdir).state, status.PARTIAL)
-      self.assertGreaterEqual(status.latest_checkpoint_step(workdir), 10)
+      self.assertGreaterEqual(run_dir.latest_checkpoint_step(workdir), 10)
     for run in (runs[0], runs[2], runs[4], runs[6]):  # Task 0's share.
       self.assertEqual(status.run_status(run.workdir(sweep_dir)).state,
                        status.NEW)

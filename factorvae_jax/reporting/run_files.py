@@ -20,10 +20,8 @@ from factorvae_jax.utils import run_dir
 read_json = run_dir.read_json
 read_metrics = run_dir.read_metrics
 read_results = run_dir.read_results
-checkpoint_steps = run_dir.checkpoint_steps
 latest_images = run_dir.latest_images
 missing_run_files = run_dir.missing_files
-find_runs = run_dir.find_runs
 
 
 def metric_series(records: Sequence[dict], name: str
@@ -82,7 +80,7 @@ def collect_runs(directory):
   """
   # Imported here: reading a single run needs nothing of the sweep tools.
   from factorvae_jax.sweeps import aggregate  # pylint: disable=g-import-not-at-top
-  workdirs = find_runs(directory)
+  workdirs = run_dir.find_runs(directory)
   if not workdirs:
     raise errors.NothingToDoError(
         f"{os.fspath(directory)} holds no training workdir (no run's config "

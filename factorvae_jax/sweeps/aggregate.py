@@ -124,7 +124,7 @@ def collect(sweep_dir: str) -> SweepResults:
         "model": record["model"], **record["hparams"],
         "seed": record["seed"], "step": results.get("checkpoint_step"),
         "wall_time_s": status_lib.training_seconds(
-            status_lib.read_run_log(workdir)),
+            run_dir.read_run_log(workdir)),
         **{k: training.get(k) for k in TRAINING_COLUMNS},
         **scores, "eval_seconds": results.get("seconds"),
         "workdir": workdir})

@@ -80,7 +80,7 @@ def make_packed_trainer(mode: str = "auto") -> TrainGroupFn:
     from factorvae_jax.training.packed_loop import train_and_evaluate_packed  # pylint: disable=g-import-not-at-top
     by_step: dict[int, list[Run]] = {}
     for run in runs:
-      step = status_lib.latest_checkpoint_step(run.workdir(sweep_dir)) or 0
+      step = run_dir.latest_checkpoint_step(run.workdir(sweep_dir)) or 0
       by_step.setdefault(step, []).append(run)
     for _, part in sorted(by_step.items()):
       if len(part) == 1 or not part[0].config.data.get("on_device", True):
@@ -211,9 +211,9 @@ def _train_group(group: list[tuple[Run, claims.Claim]], sweep_dir: str,
   try:
     for run in runs:
       workdir = run.workdir(sweep_dir)
-      status_lib.clear_failed(workdir)
-      step = status_lib.latest_checkpoint_step(workdir)
-      status_lib.log_event(workdir, "start", step=step or 0, task=task_index)
+      run_dir.clear_failure(workdir)
+      step = run_dir.latest_checkpoint_step(workdir)
+      run_dir.log_event(workdir, "start", step=step or 0, task=task_index)
       logging.info("Run %d %s: %s", run.index, run.name,
                    f"resuming from step {step}" if step else "starting")
     try:
@@ -221,9 +221,9 @@ def _train_group(group: list[tuple[Run, claims.Claim]], sweep_dir: str,
     except KeyboardInterrupt:
       for run in held(group):
         workdir = run.workdir(sweep_dir)
-        status_lib.log_event(
+        run_dir.log_event(
             workdir, "interrupted",
-            step=status_lib.latest_checkpoint_step(workdir))
+            step=run_dir.latest_checkpoint_step(workdir))
       raise
     except Exception as e:  # pylint: disable=broad-except
       # One diverged or misconfigured run must not stop the other runs.
@@ -231,7 +231,7 @@ def _train_group(group: list[tuple[Run, claims.Claim]], sweep_dir: str,
       for run in held(group):
         workdir = run.workdir(sweep_dir)
         status_lib.mark_failed(workdir, e)
-        status_lib.log_event(workdir, "failed", error=str(e))
+        run_dir.log_event(workdir, "failed", error=str(e))
         summary.failed.append(run.name)
       return
     for run in held(group):
@@ -244,10 +244,10 @@ def _train_group(group: list[tuple[Run, claims.Claim]], sweep_dir: str,
             f"training returned without writing {run_dir.RESULTS}"))
         run_status = status_lib.run_status(workdir)
       if run_status.state == status_lib.DONE:
-        status_lib.log_event(workdir, "done", step=run_status.step)
+        run_dir.log_event(workdir, "done", step=run_status.step)
         summary.trained.append(run.name)
       else:
-        status_lib.log_event(workdir, "failed", error=run_status.error)
+        run_dir.log_event(workdir, "failed", error=run_status.error)
         summary.failed.append(run.name)
   finally:
     for _, claim in group:

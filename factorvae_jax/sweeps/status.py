@@ -14,12 +14,6 @@ from factorvae_jax.utils import run_dir
 
 NEW, PARTIAL, DONE, FAILED = "new", "partial", "done", "failed"
 
-# The run directory owns these files; the sweep tools read them through it.
-latest_checkpoint_step = run_dir.latest_checkpoint_step
-log_event = run_dir.log_event
-read_run_log = run_dir.read_run_log
-clear_failed = run_dir.clear_failure
-
 
 @dataclasses.dataclass(frozen=True)
 class RunStatus:

@@ -1,8 +1,10 @@
 """The files of a run's workdir: their names, and how each is written and read.
 
-Every file a run holds has its name here and nowhere else; training,
-evaluation, sweeps, reporting and the notebooks all go through these
-functions::
+Every file a run holds has its name here and nowhere else (but for two
+files of the sweep tools: the claim ``sweep_claim.<n>.json``, the claim
+protocol's own, in ``sweeps/claims.py``, and UDR's ``udr_codes.npz`` in
+``sweeps/udr.py``); training, evaluation, sweeps, reporting and the
+notebooks all go through these functions::
 
   <workdir>/config.json          the experiment config (write_config)
   <workdir>/data_source.json     the data and machine it trained on
