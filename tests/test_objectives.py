@@ -431,5 +431,5 @@ def test_pmap_gradient_equals_single_device_global_batch(name, hp, step):
 
   wrong = jax.pmap(no_gather_step, axis_name="batch")(
       replicated, shard(x), shard(eps))
-  assert not np.allclose(wrong["W"][0], single_grad["W"], rtol=1e-3,
+  assert not np.allclose(np.asarray(wrong["W"])[0], single_grad["W"], rtol=1e-3,
                          atol=1e-4)

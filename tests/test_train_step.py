@@ -56,7 +56,10 @@ class PmapTest(absltest.TestCase):
                         devices=jax.local_devices()[:n])
       par_state, par_metrics = p_step(_replicate(state, n), _shard(batch, n),
                                       _replicate(key, n))
-      # Every replica is the same and equals the single-device result.
+      # Every replica is the same and equals the single-device result (read
+      # on the host: indexing on the devices runs collectives, see
+      # loop.unreplicate).
+      par_state, par_metrics = jax.device_get((par_state, par_metrics))
       for i in range(n):
         chex.assert_trees_all_close(
             jax.tree.map(lambda a: a[i], par_state), ref_state,
@@ -76,7 +79,7 @@ class PmapTest(absltest.TestCase):
                             GLOBAL_BATCH // n, 3),
           axis_name="d", devices=jax.local_devices()[:n])
       out, _ = run(_replicate(state, n), _replicate({}, n))
-      results.append(jax.tree.map(lambda a: a[0], out))
+      results.append(jax.tree.map(lambda a: a[0], jax.device_get(out)))
     chex.assert_trees_all_close(results[0], results[1], rtol=1e-5, atol=1e-6)
 
 
