@@ -63,7 +63,7 @@ class ReplicationTest(absltest.TestCase):
     state = loop.replicate({"a": np.zeros((5, 7), np.float32),
                             "b": np.zeros((11,), jnp.int32)})
     jax.block_until_ready(state)
-    with self.assertNoLogs(level=logging.WARNING):
+    with self.assertNoLogs("jax", level=logging.WARNING):
       with jax.log_compiles(True):
         loop.unreplicate(state)
 
