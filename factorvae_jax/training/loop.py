@@ -71,11 +71,6 @@ def first_non_finite(metrics: dict, first_step: int) -> Optional[str]:
   return f"step {first_step + i}: {name}={value}"
 
 
-def _host_metrics(metrics: Any) -> dict:
-  """Device 0's copy of pmean-ed chunk metrics as numpy arrays."""
-  return {k: np.asarray(v) for k, v in unreplicate(metrics).items()}
-
-
 def numeric_scores(scores: dict, prefix: str) -> dict:
   """The finite-or-not numeric scores, prefixed, for the metric writer."""
   return {prefix + k: float(v) for k, v in scores.items()
@@ -123,10 +118,10 @@ def unreplicate(tree: Any) -> Any:
 
 
 def _first_row(x: Any) -> np.ndarray:
+  """Row 0 of ``x``, copied to the host from the device that holds it."""
   if isinstance(x, jax.Array):
-    for shard in x.addressable_shards:
-      if (shard.index[0].start or 0) == 0:
-        return np.array(np.asarray(shard.data)[0])
+    x = next(shard.data for shard in x.addressable_shards
+             if (shard.index[0].start or 0) == 0)
   return np.array(np.asarray(x)[0])
 
 
@@ -353,7 +348,7 @@ def _train(base, runs: list[RunRecorder], dataset, step_config,
       # The old state's buffers are donated; a run whose metrics are not
       # finite is failed before anything of its new state is saved.
       device_state, metrics = compiled[chunk](device_state, step)
-      metrics = _host_metrics(metrics)
+      metrics = unreplicate(metrics)  # pmean-ed: device 0's copy is all.
       per_run = [program.run_metrics(metrics, i) for i in range(n)]
       for r, own in zip(runs, per_run):
         if not r.live:
